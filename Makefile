@@ -1,0 +1,51 @@
+# Every target that needs the virtualenv depends on it, so `make run` or `make test`
+# works as the first command on a fresh clone.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: install run test test-unit test-integration test-e2e lint migrate bench up down clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+run: install migrate
+	$(BIN)/worker run
+
+migrate: install
+	$(BIN)/worker db upgrade
+
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/pytest -m unit $(PYTEST_ARGS)
+
+test-integration: install
+	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+test-e2e: install
+	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check worker contracts tests bench
+	$(BIN)/ruff format --check worker contracts tests bench
+	$(BIN)/mypy --strict worker contracts
+
+bench: install
+	$(PY) -m bench $(BENCH_ARGS)
+
+up:
+	docker compose up -d --build
+
+down:
+	docker compose down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache worker.db

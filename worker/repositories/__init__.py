@@ -1,0 +1,26 @@
+"""Repositories: one per resource, all on :class:`BaseRepository`; none of them commit."""
+
+from worker.repositories.accounts import AccountRepository
+from worker.repositories.base import BaseRepository, Page, SoftDeleteMixin
+from worker.repositories.catalog import FAQRepository, ProductRepository
+from worker.repositories.conversations import ConversationRepository, MessageRepository
+from worker.repositories.customers import CustomerRepository
+from worker.repositories.messaging import InboxRepository, NewEvent, OutboxRepository, PendingEvent
+from worker.repositories.transactions import TransactionRepository
+
+__all__ = [
+    "AccountRepository",
+    "BaseRepository",
+    "ConversationRepository",
+    "CustomerRepository",
+    "FAQRepository",
+    "InboxRepository",
+    "MessageRepository",
+    "NewEvent",
+    "OutboxRepository",
+    "Page",
+    "PendingEvent",
+    "ProductRepository",
+    "SoftDeleteMixin",
+    "TransactionRepository",
+]

@@ -1,0 +1,67 @@
+"""Accounts: by number, by customer, and the row lock that guards balances."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, update
+
+from worker.db.models import Account
+from worker.repositories.base import BaseRepository, clamp_limit
+from worker.repositories.sequences import next_number
+
+ACCOUNT_NUMBER_BASE = 10_000_000
+
+
+class AccountRepository(BaseRepository[Account]):
+    """Accounts and their balances."""
+
+    model = Account
+
+    async def find_by_account_number(self, account_number: str) -> Account | None:
+        """The account with this number."""
+        return await self._one(select(Account).where(Account.account_number == account_number))
+
+    async def lock_by_account_number(self, account_number: str) -> Account | None:
+        """The account, locked for this transaction (``SELECT … FOR UPDATE`` on PostgreSQL).
+
+        Two concurrent debits both wait here, so the second sees the first's balance.
+        SQLite ignores the clause; its ``BEGIN IMMEDIATE`` already serialises writers.
+        ``populate_existing`` makes sure a cached object is refreshed from the locked row.
+        """
+        stmt = (
+            select(Account)
+            .where(Account.account_number == account_number)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return await self._one(stmt)
+
+    async def list_by_customer(self, customer_pk: int, *, limit: int = 100) -> list[Account]:
+        """A customer's accounts, newest first."""
+        stmt = (
+            select(Account)
+            .where(Account.customer_id == customer_pk)
+            .order_by(Account.created_at.desc(), Account.id.desc())
+        )
+        return await self._all(stmt.limit(clamp_limit(limit)))
+
+    async def freeze_numbers(self, account_numbers: Sequence[str]) -> list[str]:
+        """Freeze the active accounts among ``account_numbers`` in one UPDATE; returns those."""
+        stmt = (
+            update(Account)
+            .where(Account.account_number.in_(list(account_numbers)), Account.status == "active")
+            .values(status="frozen")
+            .returning(Account.account_number)
+            .execution_options(synchronize_session=False)
+        )
+        return sorted((await self.session.scalars(stmt)).all())
+
+    async def count_existing(self, account_numbers: Sequence[str]) -> int:
+        """How many of ``account_numbers`` exist."""
+        stmt = select(func.count()).where(Account.account_number.in_(list(account_numbers)))
+        return int(await self.session.scalar(stmt) or 0)
+
+    async def next_account_number(self) -> str:
+        """A fresh 8-digit account number."""
+        return str(ACCOUNT_NUMBER_BASE + await next_number(self.session, "account"))

@@ -1,0 +1,205 @@
+"""``BaseRepository[T]``: the CRUD every resource shares, plus soft delete and keyset paging.
+
+Repositories take one ``AsyncSession``, await and materialise every result, and never
+commit: the service that owns the session owns the transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Select, delete, func, inspect, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from worker.db.models import Base
+from worker.errors import InvalidCursor, UnknownFilterField
+
+ModelT = TypeVar("ModelT", bound=Base)
+
+MAX_LIMIT = 1000
+"""Hard ceiling on any list a repository returns: a guardrail, not a feature."""
+
+
+def clamp_limit(limit: int) -> int:
+    """Keep a caller's limit within 1..MAX_LIMIT."""
+    return max(1, min(limit, MAX_LIMIT))
+
+
+class BaseRepository(Generic[ModelT]):
+    """Generic async CRUD over one model; subclasses bind ``model`` and add finders."""
+
+    model: ClassVar[type[Any]]
+    order_by: ClassVar[tuple[str, ...]] = ("id",)
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def _pk(self) -> InstrumentedAttribute[Any]:
+        return getattr(self.model, inspect(self.model).primary_key[0].key)  # type: ignore[no-any-return]
+
+    def _visible(self, stmt: Select[Any]) -> Select[Any]:
+        """Hook for :class:`SoftDeleteMixin`; plain repositories see every row."""
+        return stmt
+
+    def _columns(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        mapped = inspect(self.model).columns.keys()
+        unknown = sorted(set(data) - set(mapped))
+        if unknown:
+            raise UnknownFilterField(self.model.__name__, unknown)
+        return dict(data)
+
+    async def _all(self, stmt: Select[Any]) -> list[ModelT]:
+        return list((await self.session.scalars(stmt)).all())
+
+    async def _one(self, stmt: Select[Any]) -> ModelT | None:
+        return await self.session.scalar(stmt.limit(1))  # type: ignore[no-any-return]
+
+    async def create(self, data: Mapping[str, Any]) -> ModelT:
+        """Insert one row and return it with its primary key and server defaults.
+
+        ``eager_defaults`` on the base mapper fetches server defaults with
+        ``INSERT … RETURNING`` where the dialect has it, so no second SELECT is needed.
+        """
+        instance: ModelT = self.model(**self._columns(data))
+        self.session.add(instance)
+        await self.session.flush([instance])
+        return instance
+
+    async def get_by_id(self, id_: int | str) -> ModelT | None:
+        """The row with this primary key, from the identity map if loaded, else ``None``."""
+        return await self.session.get(self.model, id_)
+
+    async def get_all(self, *, limit: int = 100, offset: int = 0) -> list[ModelT]:
+        """A page of rows in the repository's stable order."""
+        order = [getattr(self.model, name) for name in self.order_by]
+        stmt = self._visible(select(self.model)).order_by(*order)
+        return await self._all(stmt.limit(clamp_limit(limit)).offset(max(0, offset)))
+
+    async def get_by_filters(self, filters: Mapping[str, Any], *, limit: int = 100) -> list[ModelT]:
+        """Rows whose mapped columns equal the given values (unknown fields raise)."""
+        stmt = self._visible(select(self.model)).where(*self._equalities(filters))
+        return await self._all(stmt.order_by(self._pk).limit(clamp_limit(limit)))
+
+    def _equalities(self, filters: Mapping[str, Any]) -> list[ColumnElement[bool]]:
+        return [getattr(self.model, k) == v for k, v in self._columns(filters).items()]
+
+    async def update(self, id_: int | str, data: Mapping[str, Any]) -> ModelT | None:
+        """Update one row in a single ``UPDATE … RETURNING``; ``None`` if no row matched."""
+        stmt = (
+            update(self.model)
+            .where(self._pk == id_)
+            .values(**self._columns(data))
+            .returning(self.model)
+            .execution_options(synchronize_session="fetch", populate_existing=True)
+        )
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def delete(self, id_: int | str) -> bool:
+        """Delete one row; ``True`` iff a row matched."""
+        result = await self.session.execute(delete(self.model).where(self._pk == id_))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def count(self, **filters: Any) -> int:
+        """``SELECT count(*)`` over the visible rows matching ``filters``."""
+        stmt = self._visible(select(func.count()).select_from(self.model))
+        return int(await self.session.scalar(stmt.where(*self._equalities(filters))) or 0)
+
+    async def bulk_update(self, ids: Sequence[int | str], data: Mapping[str, Any]) -> int:
+        """One ``UPDATE … WHERE id IN (…)``; returns the number of rows matched."""
+        if not ids:
+            return 0
+        stmt = (
+            update(self.model)
+            .where(self._pk.in_(list(ids)))
+            .values(**self._columns(data))
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+class SoftDeleteMixin(BaseRepository[ModelT]):
+    """``delete`` marks ``is_deleted``; reads skip deleted rows."""
+
+    def _visible(self, stmt: Select[Any]) -> Select[Any]:
+        return stmt.where(self.model.is_deleted.is_(False))
+
+    async def delete(self, id_: int | str) -> bool:
+        """Mark the row deleted; ``True`` iff a not-yet-deleted row matched."""
+        stmt = (
+            update(self.model)
+            .where(self._pk == id_, self.model.is_deleted.is_(False))
+            .values(is_deleted=True)
+            .execution_options(synchronize_session="fetch")
+        )
+        result = await self.session.execute(stmt)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[ModelT]):
+    """One page of a keyset-paginated list and the cursor for the next one."""
+
+    items: list[ModelT]
+    next_cursor: str | None
+
+
+def encode_cursor(moment: datetime, id_: int) -> str:
+    """An opaque cursor for the position just after ``(moment, id_)``."""
+    raw = json.dumps([moment.isoformat(), id_]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The position a cursor stands for; a tampered or foreign cursor raises ``InvalidCursor``."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        moment, id_ = json.loads(raw)
+        parsed = datetime.fromisoformat(moment)
+        if parsed.tzinfo is None or not isinstance(id_, int):
+            raise ValueError("incomplete cursor")
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
+        raise InvalidCursor() from exc
+    return parsed, id_
+
+
+async def keyset_page(
+    session: AsyncSession,
+    stmt: Select[Any],
+    *,
+    time_column: InstrumentedAttribute[datetime],
+    id_column: InstrumentedAttribute[int],
+    limit: int,
+    cursor: str | None,
+    descending: bool = True,
+) -> Page[Any]:
+    """Run ``stmt`` as one keyset page ordered by ``(time_column, id_column)``.
+
+    ``WHERE (t, id) < (:t, :id) ORDER BY t DESC, id DESC LIMIT :n`` (or ``>``/ASC): each
+    page starts strictly after the last row of the previous one, so rows inserted
+    between pages are never repeated and never push others off a page.
+    """
+    limit = clamp_limit(limit)
+    if cursor is not None:
+        moment, last_id = decode_cursor(cursor)
+        position = tuple_(time_column, id_column)
+        bound = tuple_(moment, last_id)
+        stmt = stmt.where(position < bound if descending else position > bound)
+    if descending:
+        stmt = stmt.order_by(time_column.desc(), id_column.desc())
+    else:
+        stmt = stmt.order_by(time_column.asc(), id_column.asc())
+    rows = list((await session.scalars(stmt.limit(limit + 1))).all())
+    if len(rows) <= limit:
+        return Page(rows, None)
+    last = rows[limit - 1]
+    key = time_column.key
+    return Page(rows[:limit], encode_cursor(getattr(last, key), last.id))

@@ -1,0 +1,84 @@
+"""Conversations and their messages."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+
+from worker.db.models import Conversation, Message
+from worker.repositories.base import BaseRepository, Page, keyset_page
+from worker.repositories.sequences import next_number
+
+
+class ConversationRepository(BaseRepository[Conversation]):
+    """Conversations, their escalation tickets and keyset-paged listings."""
+
+    model = Conversation
+
+    async def find_by_conversation_id(
+        self, conversation_id: uuid.UUID, *, for_update: bool = False
+    ) -> Conversation | None:
+        """The conversation with this UUID, optionally locked for this transaction."""
+        stmt = select(Conversation).where(Conversation.conversation_id == conversation_id)
+        if for_update:
+            stmt = stmt.with_for_update().execution_options(populate_existing=True)
+        return await self._one(stmt)
+
+    async def find_by_ticket_id(
+        self, escalation_id: str, *, for_update: bool = False
+    ) -> Conversation | None:
+        """The conversation escalated under this ``ESC-…`` id."""
+        stmt = select(Conversation).where(Conversation.escalation_id == escalation_id)
+        if for_update:
+            stmt = stmt.with_for_update().execution_options(populate_existing=True)
+        return await self._one(stmt)
+
+    async def find_by_customer(
+        self, customer_pk: int, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[Conversation]:
+        """A customer's conversations, most recently updated first (keyset on updated_at, id)."""
+        return await keyset_page(
+            self.session,
+            select(Conversation).where(Conversation.customer_id == customer_pk),
+            time_column=Conversation.updated_at,
+            id_column=Conversation.id,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    async def find_escalated(
+        self, *, limit: int = 100, cursor: str | None = None
+    ) -> Page[Conversation]:
+        """Escalated conversations, oldest escalation first (the agents' work queue)."""
+        return await keyset_page(
+            self.session,
+            select(Conversation).where(Conversation.status == "escalated"),
+            time_column=Conversation.escalated_at,  # type: ignore[arg-type]
+            id_column=Conversation.id,
+            limit=limit,
+            cursor=cursor,
+            descending=False,
+        )
+
+    async def next_escalation_id(self) -> str:
+        """A fresh, unique ``ESC-000001``-style ticket id."""
+        return f"ESC-{await next_number(self.session, 'escalation'):06d}"
+
+
+class MessageRepository(BaseRepository[Message]):
+    """Messages within a conversation."""
+
+    model = Message
+
+    async def list_for_conversation(self, conversation_pk: int) -> list[Message]:
+        """Every message of the conversation, by sequence."""
+        stmt = select(Message).where(Message.conversation_id == conversation_pk)
+        return await self._all(stmt.order_by(Message.sequence))
+
+    async def next_sequence(self, conversation_pk: int) -> int:
+        """The next sequence number; call it with the conversation row locked."""
+        stmt = select(func.coalesce(func.max(Message.sequence), 0) + 1).where(
+            Message.conversation_id == conversation_pk
+        )
+        return int(await self.session.scalar(stmt) or 1)

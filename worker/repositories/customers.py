@@ -1,0 +1,40 @@
+"""Customers: lookups by email and business id, VIPs, and business-id assignment."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from worker.db.models import Customer
+from worker.repositories.base import BaseRepository, SoftDeleteMixin, clamp_limit
+from worker.repositories.sequences import next_number
+
+
+class CustomerRepository(SoftDeleteMixin[Customer], BaseRepository[Customer]):
+    """Customers; deleted ones are invisible to every finder."""
+
+    model = Customer
+
+    async def find_by_email(self, email: str) -> Customer | None:
+        """The customer with this email, compared case-insensitively."""
+        stmt = self._visible(select(Customer)).where(Customer.email == email.strip().lower())
+        return await self._one(stmt)
+
+    async def find_by_business_id(self, customer_id: str) -> Customer | None:
+        """The customer with this ``CUST-…`` id."""
+        return await self._one(
+            self._visible(select(Customer)).where(Customer.customer_id == customer_id)
+        )
+
+    async def email_in_use(self, email: str) -> bool:
+        """Whether any row, deleted or not, holds this email (it stays unique)."""
+        stmt = select(func.count()).where(Customer.email == email.strip().lower())
+        return bool(await self.session.scalar(stmt))
+
+    async def find_vip_customers(self, *, limit: int = 50) -> list[Customer]:
+        """VIP customers, oldest first."""
+        stmt = self._visible(select(Customer)).where(Customer.is_vip.is_(True))
+        return await self._all(stmt.order_by(Customer.id).limit(clamp_limit(limit)))
+
+    async def next_business_id(self) -> str:
+        """A fresh ``CUST-000001``-style id, unique under concurrent creators."""
+        return f"CUST-{await next_number(self.session, 'customer'):06d}"

@@ -1,0 +1,133 @@
+"""The worker's own tables: the inbox of handled message ids and the event outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worker.db.models import InboxMessage, OutboxEvent
+
+
+class InboxRepository:
+    """Message ids that already took effect, for at-most-once processing."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def contains(self, message_id: str) -> bool:
+        """Whether this message id was already handled."""
+        stmt = select(InboxMessage.message_id).where(InboxMessage.message_id == message_id)
+        return (await self.session.scalar(stmt)) is not None
+
+    async def add(self, message_id: str, message_type: str, outcome: str) -> None:
+        """Record the message id; a concurrent duplicate fails on the primary key."""
+        await self.session.execute(
+            insert(InboxMessage).values(
+                message_id=message_id, message_type=message_type, outcome=outcome
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """An outbox row ready to publish, detached from any session."""
+
+    id: int
+    message_id: str
+    event_type: str
+    routing_key: str
+    reply_to: str | None
+    correlation_id: str | None
+    body: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to write into the outbox."""
+
+    message_id: str
+    event_type: str
+    routing_key: str
+    body: str
+    correlation_id: str | None = None
+    reply_to: str | None = None
+
+
+class OutboxRepository:
+    """Events committed with their change and not yet confirmed by the broker."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_many(self, events: Sequence[NewEvent]) -> list[int]:
+        """Insert events in order (one executemany-style round trip); returns their ids."""
+        if not events:
+            return []
+        rows = [
+            {
+                "message_id": e.message_id,
+                "event_type": e.event_type,
+                "routing_key": e.routing_key,
+                "reply_to": e.reply_to,
+                "correlation_id": e.correlation_id,
+                "body": e.body,
+            }
+            for e in events
+        ]
+        result = await self.session.execute(
+            insert(OutboxEvent).returning(OutboxEvent.id, sort_by_parameter_order=True), rows
+        )
+        return [int(row_id) for row_id in result.scalars().all()]
+
+    async def claim_unsent(self, *, limit: int = 100) -> list[PendingEvent]:
+        """The oldest unsent events, locked so that other workers skip them.
+
+        ``FOR UPDATE SKIP LOCKED`` lets several relays run at once on PostgreSQL without
+        publishing the same rows twice; SQLite ignores it and serialises instead.
+        """
+        stmt = (
+            select(OutboxEvent)
+            .where(OutboxEvent.published_at.is_(None))
+            .order_by(OutboxEvent.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = (await self.session.scalars(stmt)).all()
+        return [
+            PendingEvent(
+                r.id,
+                r.message_id,
+                r.event_type,
+                r.routing_key,
+                r.reply_to,
+                r.correlation_id,
+                r.body,
+                r.created_at,
+            )
+            for r in rows
+        ]
+
+    async def mark_published(self, ids: Sequence[int]) -> int:
+        """Mark events as confirmed by the broker; returns rows changed."""
+        if not ids:
+            return 0
+        stmt = (
+            update(OutboxEvent)
+            .where(OutboxEvent.id.in_(list(ids)), OutboxEvent.published_at.is_(None))
+            .values(published_at=datetime.now(UTC))
+            .execution_options(synchronize_session=False)
+        )
+        return int((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+    async def backlog(self) -> tuple[int, datetime | None]:
+        """How many events are unsent and when the oldest was committed."""
+        stmt = select(func.count(), func.min(OutboxEvent.created_at)).where(
+            OutboxEvent.published_at.is_(None)
+        )
+        count, oldest = (await self.session.execute(stmt)).one()
+        return int(count), oldest

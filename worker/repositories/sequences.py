@@ -1,0 +1,30 @@
+"""Business-id numbers that are safe under concurrency on every backend."""
+
+from __future__ import annotations
+
+from sqlalchemy import text, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worker.db.models import IdCounter
+
+
+async def next_number(session: AsyncSession, name: str) -> int:
+    """The next number of the counter ``name`` (``customer``, ``account``, ``escalation``, ``faq``).
+
+    PostgreSQL: ``nextval`` on a sequence, which never waits for other transactions
+    (a rolled-back transaction leaves a gap, which business ids may have). SQLite has
+    no sequences but serialises writers, so an upsert on a counter row is just as safe.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return int(await session.scalar(text(f"SELECT nextval('{name}_number_seq')")) or 0)
+    await session.execute(
+        sqlite_insert(IdCounter).values(name=name, value=0).on_conflict_do_nothing()
+    )
+    stmt = (
+        update(IdCounter)
+        .where(IdCounter.name == name)
+        .values(value=IdCounter.value + 1)
+        .returning(IdCounter.value)
+    )
+    return int((await session.execute(stmt)).scalar_one())

@@ -1,0 +1,103 @@
+"""Account rules: opening, freezing, and money movements under a row lock."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+from sqlalchemy.exc import IntegrityError
+
+from worker.db.models import Account, Transaction
+from worker.errors import (
+    AccountFrozen,
+    AccountNotFound,
+    AccountsNotFound,
+    DuplicateReference,
+    InsufficientFunds,
+)
+from worker.services.base import BaseService, violates
+from worker.services.customers import require_customer
+
+CENT = Decimal("0.01")
+
+
+class AccountService(BaseService):
+    """Accounts and the money that moves through them."""
+
+    async def open_account(
+        self, *, customer_id: str, account_type: str, currency: str = "GBP"
+    ) -> tuple[Account, str]:
+        """Open an account for a live customer; returns it with the customer's business id."""
+        customer = await require_customer(self.customers, customer_id)
+        number = await self.accounts.next_account_number()
+        account = await self.accounts.create(
+            {
+                "account_number": number,
+                "customer_id": customer.id,
+                "account_type": account_type,
+                "currency": currency,
+            }
+        )
+        return account, customer.customer_id
+
+    async def freeze_accounts(self, account_numbers: Sequence[str]) -> list[str]:
+        """Freeze every active account among ``account_numbers`` in one UPDATE."""
+        frozen = await self.accounts.freeze_numbers(sorted(set(account_numbers)))
+        if not frozen and not await self.accounts.count_existing(account_numbers):
+            raise AccountsNotFound("none of the given accounts exist")
+        return frozen
+
+    async def record_transaction(
+        self,
+        *,
+        account_number: str,
+        amount: Decimal,
+        direction: str,
+        description: str,
+        reference: str,
+    ) -> tuple[Transaction, Account]:
+        """Credit or debit an account, never below zero, with the account row locked."""
+        account = await self.accounts.lock_by_account_number(account_number)
+        if account is None:
+            raise AccountNotFound(f"no account {account_number}")
+        if account.status != "active":
+            raise AccountFrozen(f"account {account_number} is {account.status}")
+        if await self.transactions.find_by_reference(account.id, reference) is not None:
+            raise DuplicateReference("this reference was already used on the account")
+        amount = amount.quantize(CENT)
+        delta = amount if direction == "credit" else -amount
+        balance_after = (account.balance + delta).quantize(CENT)
+        if balance_after < 0:
+            raise InsufficientFunds("the balance does not cover this debit")
+        try:
+            transaction = await self.transactions.create(
+                {
+                    "account_id": account.id,
+                    "amount": amount,
+                    "direction": direction,
+                    "description": description,
+                    "reference": reference,
+                    "balance_after": balance_after,
+                }
+            )
+        except IntegrityError as exc:
+            if violates(exc, "uq_transactions_account_reference", "transactions.reference"):
+                raise DuplicateReference("this reference was already used") from exc
+            raise
+        updated = await self.accounts.update(account.id, {"balance": balance_after})
+        assert updated is not None
+        return transaction, updated
+
+    async def recent_transactions(
+        self, account_number: str, *, limit: int = 20
+    ) -> list[Transaction]:
+        """The account's latest transactions, newest first."""
+        account = await self.accounts.find_by_account_number(account_number)
+        if account is None:
+            raise AccountNotFound(f"no account {account_number}")
+        return await self.transactions.find_recent_transactions(account.id, limit=limit)
+
+    async def customer_accounts(self, customer_id: str) -> list[Account]:
+        """The customer's accounts, newest first."""
+        customer = await require_customer(self.customers, customer_id)
+        return await self.accounts.list_by_customer(customer.id)

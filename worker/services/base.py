@@ -1,0 +1,92 @@
+"""The unit of work: a service owns one session and one transaction.
+
+``async with service:`` opens both; ``await service.commit()`` makes the work durable;
+leaving the block without commit rolls everything back. Handlers never see the session.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worker.db.session import SessionFactory
+from worker.repositories import (
+    AccountRepository,
+    ConversationRepository,
+    CustomerRepository,
+    FAQRepository,
+    InboxRepository,
+    MessageRepository,
+    OutboxRepository,
+    ProductRepository,
+    TransactionRepository,
+)
+
+
+class BaseService:
+    """One session, one transaction, and the repositories bound to that session."""
+
+    def __init__(self, session_factory: SessionFactory) -> None:
+        self._session_factory = session_factory
+        self._session: AsyncSession | None = None
+        self._committed = False
+
+    async def __aenter__(self) -> Self:
+        if self._session is not None:
+            raise RuntimeError(f"{type(self).__name__} is already in use")
+        session = self._session_factory()
+        await session.begin()
+        self._bind(session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session = self.session
+        try:
+            if not self._committed:
+                await session.rollback()
+        finally:
+            await session.close()
+
+    def _bind(self, session: AsyncSession) -> None:
+        self._session = session
+        self.customers = CustomerRepository(session)
+        self.accounts = AccountRepository(session)
+        self.transactions = TransactionRepository(session)
+        self.conversations = ConversationRepository(session)
+        self.messages = MessageRepository(session)
+        self.products = ProductRepository(session)
+        self.faqs = FAQRepository(session)
+        self.inbox = InboxRepository(session)
+        self.outbox = OutboxRepository(session)
+
+    @property
+    def session(self) -> AsyncSession:
+        """The open session; only inside ``async with``."""
+        if self._session is None:
+            raise RuntimeError(f"use `async with {type(self).__name__}(...)` first")
+        return self._session
+
+    async def commit(self) -> None:
+        """Commit the transaction; after this, leaving the block does nothing more."""
+        await self.session.commit()
+        self._committed = True
+
+
+def violates(exc: IntegrityError, constraint: str, *sqlite_columns: str) -> bool:
+    """Whether ``exc`` is the unique violation of ``constraint``.
+
+    PostgreSQL names the constraint in the error; SQLite names the columns instead
+    (``UNIQUE constraint failed: customers.email``).
+    """
+    text = str(exc.orig)
+    if constraint in text:
+        return True
+    return bool(sqlite_columns) and all(column in text for column in sqlite_columns)

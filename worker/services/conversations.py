@@ -1,0 +1,141 @@
+"""Conversation rules: message ordering, escalation (VIPs never below high), resolution."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+
+from worker.db.models import Conversation, Message
+from worker.errors import (
+    AlreadyEscalated,
+    ConversationClosed,
+    ConversationExists,
+    ConversationNotFound,
+)
+from worker.repositories import Page
+from worker.services.base import BaseService, violates
+from worker.services.customers import require_customer
+
+PRIORITIES = ("normal", "high", "urgent")
+FINISHED = ("resolved", "closed")
+
+
+def escalation_priority(requested: str, *, is_vip: bool) -> str:
+    """The priority an escalation gets: a VIP's is never below ``high``."""
+    if is_vip and PRIORITIES.index(requested) < PRIORITIES.index("high"):
+        return "high"
+    return requested
+
+
+class ConversationService(BaseService):
+    """Conversations, their messages and their escalation tickets."""
+
+    async def start_conversation(
+        self,
+        *,
+        customer_id: str,
+        channel: str,
+        conversation_id: uuid.UUID | None = None,
+        subject: str | None = None,
+    ) -> tuple[Conversation, str]:
+        """Open a conversation for a live customer; the caller may choose its UUID."""
+        customer = await require_customer(self.customers, customer_id)
+        if conversation_id is not None and await self.conversations.find_by_conversation_id(
+            conversation_id
+        ):
+            raise ConversationExists(f"conversation {conversation_id} already exists")
+        data = {
+            "conversation_id": conversation_id or uuid.uuid4(),
+            "customer_id": customer.id,
+            "channel": channel,
+            "subject": subject,
+        }
+        try:
+            return await self.conversations.create(data), customer.customer_id
+        except IntegrityError as exc:
+            if violates(exc, "uq_conversations_conversation_id", "conversations.conversation_id"):
+                raise ConversationExists(f"conversation {conversation_id} already exists") from exc
+            raise
+
+    async def _open_locked(self, conversation_id: uuid.UUID) -> Conversation:
+        conversation = await self.conversations.find_by_conversation_id(
+            conversation_id, for_update=True
+        )
+        if conversation is None:
+            raise ConversationNotFound(f"no conversation {conversation_id}")
+        if conversation.status in FINISHED:
+            raise ConversationClosed(f"conversation {conversation_id} is {conversation.status}")
+        return conversation
+
+    async def append_message(
+        self, *, conversation_id: uuid.UUID, role: str, content: str
+    ) -> Message:
+        """Append a message numbered after the last one (the conversation row is locked)."""
+        conversation = await self._open_locked(conversation_id)
+        sequence = await self.messages.next_sequence(conversation.id)
+        message = await self.messages.create(
+            {
+                "conversation_id": conversation.id,
+                "sequence": sequence,
+                "role": role,
+                "content": content,
+            }
+        )
+        await self.conversations.update(conversation.id, {"updated_at": func.now()})
+        return message
+
+    async def escalate(
+        self, *, conversation_id: uuid.UUID, reason: str, priority: str = "normal"
+    ) -> Conversation:
+        """Escalate an open conversation to a ticket with a fresh ``ESC-…`` id."""
+        conversation = await self._open_locked(conversation_id)
+        if conversation.status == "escalated":
+            raise AlreadyEscalated(f"conversation {conversation_id} is already escalated")
+        customer = await self.customers.get_by_id(conversation.customer_id)
+        is_vip = bool(customer and customer.is_vip)
+        updated = await self.conversations.update(
+            conversation.id,
+            {
+                "status": "escalated",
+                "priority": escalation_priority(priority, is_vip=is_vip),
+                "escalation_id": await self.conversations.next_escalation_id(),
+                "escalation_reason": reason,
+                "escalated_at": datetime.now(UTC),
+            },
+        )
+        assert updated is not None
+        return updated
+
+    async def resolve(
+        self,
+        *,
+        resolution: str,
+        conversation_id: uuid.UUID | None = None,
+        escalation_id: str | None = None,
+    ) -> Conversation:
+        """Resolve a conversation named by its UUID or by its escalation id."""
+        if conversation_id is None:
+            found = await self.conversations.find_by_ticket_id(escalation_id or "", for_update=True)
+            if found is None:
+                raise ConversationNotFound(f"no conversation escalated as {escalation_id}")
+            conversation_id = found.conversation_id
+        conversation = await self._open_locked(conversation_id)
+        updated = await self.conversations.update(
+            conversation.id, {"status": "resolved", "resolution": resolution}
+        )
+        assert updated is not None
+        return updated
+
+    async def customer_conversations(
+        self, customer_id: str, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[Conversation]:
+        """A customer's conversations, most recently active first."""
+        customer = await require_customer(self.customers, customer_id)
+        return await self.conversations.find_by_customer(customer.id, limit=limit, cursor=cursor)
+
+    async def escalated(self, *, limit: int = 100, cursor: str | None = None) -> Page[Conversation]:
+        """The escalation queue, oldest first."""
+        return await self.conversations.find_escalated(limit=limit, cursor=cursor)

@@ -1,0 +1,67 @@
+"""Worker settings: one pydantic-settings class, every name prefixed ``WORKER_``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SQLITE_PATH = Path("worker.db")
+
+
+class Settings(BaseSettings):
+    """Everything the worker reads from the environment (or a ``.env`` file)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WORKER_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    amqp_url: SecretStr = Field(
+        SecretStr("amqp://guest:guest@localhost:5672/"),
+        description="RabbitMQ URL; amqps:// for TLS.",
+    )
+    database_url: SecretStr = Field(
+        SecretStr(f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}"),
+        description="SQLAlchemy async URL; PostgreSQL via postgresql+asyncpg://.",
+    )
+    prefetch: int = Field(64, ge=1, le=65535, description="AMQP prefetch count.")
+    concurrency: int = Field(16, ge=1, le=1024, description="Commands handled at once.")
+    max_attempts: int = Field(5, ge=1, le=100, description="Attempts before dead-lettering.")
+    retry_delays: Annotated[tuple[int, ...], NoDecode] = Field(
+        (1, 5, 30), description="Back-off delays in seconds, comma-separated."
+    )
+    max_body_bytes: int = Field(256 * 1024, ge=1024, description="Largest accepted body.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    metrics_port: int = Field(9100, ge=0, le=65535, description="0 disables /metrics.")
+    db_pool_size: int = Field(10, ge=1, le=200, description="Database connection pool size.")
+    shutdown_timeout: float = Field(30.0, gt=0, description="Seconds to drain on SIGTERM.")
+    outbox_poll_interval: float = Field(
+        1.0, gt=0, description="Seconds between outbox relay sweeps."
+    )
+    commands_exchange: str = "fca.commands"
+    command_queue: str = "fca.worker.commands"
+    events_exchange: str = "fca.events"
+    dead_letter_queue: str = "fca.worker.commands.dlq"
+
+    @field_validator("retry_delays", mode="before")
+    @classmethod
+    def _split_delays(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            return tuple(int(p) for p in parts)
+        return value
+
+    @field_validator("retry_delays")
+    @classmethod
+    def _positive_delays(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(d <= 0 for d in value):
+            raise ValueError("must be one or more positive whole seconds, e.g. 1,5,30")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is the embedded SQLite file."""
+        return self.database_url.get_secret_value().startswith("sqlite")
