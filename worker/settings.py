@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     outbox_poll_interval: float = Field(
         1.0, gt=0, description="Seconds between outbox relay sweeps."
     )
+    outbox_grace_seconds: float = Field(
+        5.0, ge=0, description="Age before the relay sweep republishes an unsent event."
+    )
     commands_exchange: str = "fca.commands"
     command_queue: str = "fca.worker.commands"
     events_exchange: str = "fca.events"

@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, delete, func, inspect, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    delete,
+    func,
+    inspect,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -70,7 +80,7 @@ class BaseRepository(Generic[ModelT]):
         """
         instance: ModelT = self.model(**self._columns(data))
         self.session.add(instance)
-        await self.session.flush([instance])
+        await self.session.flush()
         return instance
 
     async def get_by_id(self, id_: int | str) -> ModelT | None:
@@ -191,7 +201,9 @@ async def keyset_page(
     if cursor is not None:
         moment, last_id = decode_cursor(cursor)
         position = tuple_(time_column, id_column)
-        bound = tuple_(moment, last_id)
+        # Bind with the columns' own types: SQLite compares timestamps as text, so the
+        # cursor's moment must be rendered exactly as the column stores it.
+        bound = tuple_(literal(moment, time_column.type), literal(last_id, id_column.type))
         stmt = stmt.where(position < bound if descending else position > bound)
     if descending:
         stmt = stmt.order_by(time_column.desc(), id_column.desc())

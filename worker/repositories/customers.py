@@ -30,6 +30,13 @@ class CustomerRepository(SoftDeleteMixin[Customer], BaseRepository[Customer]):
         stmt = select(func.count()).where(Customer.email == email.strip().lower())
         return bool(await self.session.scalar(stmt))
 
+    async def business_ids(self, customer_pks: set[int]) -> dict[int, str]:
+        """Map surrogate keys to business ids (deleted customers included), in one query."""
+        if not customer_pks:
+            return {}
+        stmt = select(Customer.id, Customer.customer_id).where(Customer.id.in_(customer_pks))
+        return dict((await self.session.execute(stmt)).tuples().all())
+
     async def find_vip_customers(self, *, limit: int = 50) -> list[Customer]:
         """VIP customers, oldest first."""
         stmt = self._visible(select(Customer)).where(Customer.is_vip.is_(True))

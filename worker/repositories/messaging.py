@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worker.db.models import InboxMessage, OutboxEvent
@@ -43,7 +43,7 @@ class PendingEvent:
     reply_to: str | None
     correlation_id: str | None
     body: str
-    created_at: datetime
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,9 @@ class OutboxRepository:
         )
         return [int(row_id) for row_id in result.scalars().all()]
 
-    async def claim_unsent(self, *, limit: int = 100) -> list[PendingEvent]:
+    async def claim_unsent(
+        self, *, limit: int = 100, created_before: datetime | None = None
+    ) -> list[PendingEvent]:
         """The oldest unsent events, locked so that other workers skip them.
 
         ``FOR UPDATE SKIP LOCKED`` lets several relays run at once on PostgreSQL without
@@ -93,6 +95,7 @@ class OutboxRepository:
         stmt = (
             select(OutboxEvent)
             .where(OutboxEvent.published_at.is_(None))
+            .where(OutboxEvent.created_at <= created_before if created_before else true())
             .order_by(OutboxEvent.id)
             .limit(limit)
             .with_for_update(skip_locked=True)

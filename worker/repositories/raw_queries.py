@@ -6,6 +6,7 @@ exist on both); each has a small function that binds it and materialises the row
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 from sqlalchemy import text
@@ -23,7 +24,9 @@ LEDGER_BALANCE = text(
 RUNNING_BALANCE_GAPS = text(
     """
     -- Transactions whose recorded balance_after disagrees with the running total of the
-    -- ledger up to them (ordered by id): should always be empty.
+    -- ledger up to them (ordered by id): should always be empty. The difference is
+    -- compared with half a cent, not with <>: SQLite sums the text-stored amounts as
+    -- floats and would compare them with the text balance_after as text.
     WITH ledger AS (
         SELECT id, balance_after,
                SUM(CASE WHEN direction = 'credit' THEN amount ELSE -amount END)
@@ -32,7 +35,7 @@ RUNNING_BALANCE_GAPS = text(
         FROM transactions
         WHERE account_id = :account_id
     )
-    SELECT id FROM ledger WHERE running <> balance_after ORDER BY id
+    SELECT id FROM ledger WHERE ABS(running - balance_after) >= 0.005 ORDER BY id
     """
 )
 
@@ -68,4 +71,5 @@ async def conversation_message_counts(
 ) -> list[tuple[str, int, int, int]]:
     """``(conversation_id, messages, last_sequence, activity_rank)`` per conversation."""
     rows = await session.execute(CONVERSATION_MESSAGE_COUNTS, {"customer_id": customer_pk})
-    return [(str(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in rows]
+    # SQLite returns the UUID as 32 bare hex digits, PostgreSQL as a UUID: one text form.
+    return [(str(uuid.UUID(str(r[0]))), int(r[1]), int(r[2]), int(r[3])) for r in rows]

@@ -1,0 +1,99 @@
+"""The composition root: builds the engine, broker connection, relay, pipeline, consumer.
+
+Nothing connects at import time; :class:`Worker` wires everything on :meth:`Worker.start`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractRobustConnection
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from worker.db.session import SessionFactory, create_engine, create_session_factory
+from worker.messaging.consumer import Consumer
+from worker.messaging.outbox import OutboxRelay
+from worker.messaging.pipeline import Pipeline
+from worker.messaging.publisher import Publisher
+from worker.messaging.retry import RetryPolicy
+from worker.messaging.topology import declare
+from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class Worker:
+    """One worker process: consume commands, apply them, relay their events."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine: AsyncEngine | None = None
+        self.session_factory: SessionFactory | None = None
+        self.connection: AbstractRobustConnection | None = None
+        self.relay: OutboxRelay | None = None
+        self.consumer: Consumer | None = None
+
+    async def start(self) -> None:
+        """Connect to the database and broker, declare the topology, start consuming."""
+        s = self.settings
+        self.engine = create_engine(s.database_url.get_secret_value(), pool_size=s.db_pool_size)
+        async with self.engine.connect() as connection:  # fail fast on a bad URL or password
+            await connection.execute(text("SELECT 1"))
+        self.session_factory = create_session_factory(self.engine)
+        self.connection = await aio_pika.connect_robust(
+            s.amqp_url.get_secret_value(), client_properties={"connection_name": "fca-worker"}
+        )
+        publish_channel = await self.connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        consume_channel = await self.connection.channel()
+        await consume_channel.set_qos(prefetch_count=s.prefetch)
+        topology = await declare(consume_channel, s)
+        events = await publish_channel.declare_exchange(
+            s.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        publisher = Publisher(publish_channel, events)
+        self.relay = OutboxRelay(
+            self.session_factory,
+            publisher,
+            poll_interval=s.outbox_poll_interval,
+            grace=s.outbox_grace_seconds,
+        )
+        policy = RetryPolicy(s.max_attempts, s.retry_delays)
+        pipeline = Pipeline(
+            self.session_factory, self.relay, publisher, policy, max_body_bytes=s.max_body_bytes
+        )
+        self.consumer = Consumer(
+            topology.command_queue,
+            pipeline,
+            publisher,
+            policy,
+            concurrency=s.concurrency,
+            dead_letter_queue=s.dead_letter_queue,
+        )
+        self.relay.start()
+        await self.consumer.start()
+        log.info(
+            "worker.started", queue=s.command_queue, prefetch=s.prefetch, concurrency=s.concurrency
+        )
+
+    async def stop(self) -> None:
+        """Stop consuming, finish in-flight work, flush the outbox, close connections."""
+        if self.consumer is not None:
+            finished = await self.consumer.stop(self.settings.shutdown_timeout)
+            if not finished:
+                log.warning("worker.shutdown_timeout", in_flight=self.consumer.in_flight)
+        if self.relay is not None:
+            await self.relay.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.relay.drain(), self.settings.shutdown_timeout)
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                await self.connection.close()
+        if self.engine is not None:
+            await self.engine.dispose()
+        log.info("worker.stopped")

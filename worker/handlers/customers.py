@@ -1,0 +1,52 @@
+"""Customer commands."""
+
+from __future__ import annotations
+
+from contracts import (
+    CreateCustomer,
+    CustomerChanges,
+    CustomerCreated,
+    CustomerCreatedPayload,
+    CustomerDeleted,
+    CustomerDeletedPayload,
+    CustomerUpdated,
+    CustomerUpdatedPayload,
+    DeleteCustomer,
+    RoutedEvent,
+    UpdateCustomer,
+)
+from worker.handlers.base import emit
+from worker.services import CustomerService
+
+
+async def create_customer(command: CreateCustomer, service: CustomerService) -> list[RoutedEvent]:
+    """Register a customer."""
+    p = command.payload
+    customer = await service.create_customer(
+        email=p.email, full_name=p.full_name, phone=p.phone, is_vip=p.is_vip
+    )
+    payload = CustomerCreatedPayload(
+        customer_id=customer.customer_id,
+        email=customer.email,
+        full_name=customer.full_name,
+        is_vip=customer.is_vip,
+    )
+    return [emit(command, CustomerCreated, payload)]
+
+
+async def update_customer(command: UpdateCustomer, service: CustomerService) -> list[RoutedEvent]:
+    """Change a customer's details; only fields present in the payload are touched."""
+    p = command.payload
+    fields = p.model_fields_set - {"customer_id"}
+    wanted = {name: getattr(p, name) for name in fields}
+    _, changed = await service.update_customer(p.customer_id, wanted)
+    changes = CustomerChanges.model_validate(changed)
+    payload = CustomerUpdatedPayload(customer_id=p.customer_id, changes=changes)
+    return [emit(command, CustomerUpdated, payload)]
+
+
+async def delete_customer(command: DeleteCustomer, service: CustomerService) -> list[RoutedEvent]:
+    """Soft-delete a customer."""
+    await service.delete_customer(command.payload.customer_id)
+    payload = CustomerDeletedPayload(customer_id=command.payload.customer_id)
+    return [emit(command, CustomerDeleted, payload)]

@@ -1,0 +1,124 @@
+"""Everything the worker sends: events, replies, retries and dead letters, all confirmed.
+
+The publisher owns its own channel (with publisher confirms), separate from the
+consuming channel, so a failed publish can never close the channel deliveries arrive on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aio_pika import DeliveryMode, Message
+from aio_pika.abc import AbstractChannel, AbstractExchange, HeadersType
+
+from worker.repositories import PendingEvent
+
+CONTENT_TYPE = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An incoming message as the pipeline sees it, free of aio-pika types."""
+
+    body: bytes
+    routing_key: str
+    headers: Mapping[str, object] = field(default_factory=dict)
+    message_id: str | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    content_type: str | None = None
+    type: str | None = None
+    redelivered: bool = False
+
+
+class Publisher:
+    """Publishes persistent messages and waits for the broker's confirm of each."""
+
+    def __init__(self, channel: AbstractChannel, events: AbstractExchange) -> None:
+        self._channel = channel
+        self._events = events
+
+    async def _default_exchange(self) -> AbstractExchange:
+        return self._channel.default_exchange
+
+    async def publish_events(self, events: Sequence[PendingEvent]) -> None:
+        """Publish events (and their replies) concurrently; returns once all are confirmed."""
+        await asyncio.gather(*(self._publish_event(e) for e in events))
+
+    async def _publish_event(self, event: PendingEvent) -> None:
+        message = _event_message(event)
+        await self._events.publish(message, routing_key=event.routing_key, mandatory=False)
+        if event.reply_to:
+            await self.reply(event.reply_to, message)
+
+    async def reply(self, reply_to: str, message: Message) -> None:
+        """Send a message straight to a ``reply_to`` queue through the default exchange."""
+        exchange = await self._default_exchange()
+        await exchange.publish(message, routing_key=reply_to, mandatory=False)
+
+    async def to_queue(
+        self,
+        queue: str,
+        delivery: Delivery,
+        headers: HeadersType,
+        *,
+        expiration_ms: int | None = None,
+    ) -> None:
+        """Republish a delivery's exact body to a queue (retry or DLQ) with new headers.
+
+        Mandatory: if the queue is missing the broker returns the message and this raises,
+        so the original is not acked and nothing is lost.
+        """
+        message = Message(
+            delivery.body,
+            headers=headers,
+            content_type=delivery.content_type,
+            delivery_mode=DeliveryMode.PERSISTENT,
+            message_id=delivery.message_id,
+            correlation_id=delivery.correlation_id,
+            reply_to=delivery.reply_to,
+            type=delivery.type,
+            timestamp=datetime.now(UTC),
+            expiration=expiration_ms / 1000 if expiration_ms is not None else None,
+        )
+        exchange = await self._default_exchange()
+        await exchange.publish(message, routing_key=queue, mandatory=True)
+
+    async def to_exchange(
+        self, exchange: AbstractExchange, routing_key: str, message: Message
+    ) -> None:
+        """Publish a prepared message to an exchange, mandatory (a replay must be routed)."""
+        await exchange.publish(message, routing_key=routing_key, mandatory=True)
+
+
+def json_message(
+    body: bytes,
+    *,
+    message_id: str,
+    type_: str,
+    correlation_id: str | None,
+    headers: HeadersType | None = None,
+) -> Message:
+    """A persistent JSON message with the contract's AMQP properties."""
+    return Message(
+        body,
+        content_type=CONTENT_TYPE,
+        delivery_mode=DeliveryMode.PERSISTENT,
+        message_id=message_id,
+        type=type_,
+        correlation_id=correlation_id,
+        timestamp=datetime.now(UTC),
+        headers=headers or {},
+    )
+
+
+def _event_message(event: PendingEvent) -> Message:
+    return json_message(
+        event.body.encode(),
+        message_id=event.message_id,
+        type_=event.event_type,
+        correlation_id=event.correlation_id,
+    )
