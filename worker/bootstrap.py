@@ -21,6 +21,8 @@ from worker.messaging.pipeline import Pipeline
 from worker.messaging.publisher import Publisher
 from worker.messaging.retry import RetryPolicy
 from worker.messaging.topology import declare
+from worker.observability.health import HealthServer
+from worker.observability.metrics import Metrics
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -36,6 +38,8 @@ class Worker:
         self.connection: AbstractRobustConnection | None = None
         self.relay: OutboxRelay | None = None
         self.consumer: Consumer | None = None
+        self.metrics = Metrics()
+        self.health: HealthServer | None = None
 
     async def start(self) -> None:
         """Connect to the database and broker, declare the topology, start consuming."""
@@ -62,6 +66,7 @@ class Worker:
             publisher,
             poll_interval=s.outbox_poll_interval,
             grace=s.outbox_grace_seconds,
+            on_published=self.metrics.events_published.inc,
         )
         policy = RetryPolicy(s.max_attempts, s.retry_delays)
         pipeline = Pipeline(
@@ -74,12 +79,39 @@ class Worker:
             policy,
             concurrency=s.concurrency,
             dead_letter_queue=s.dead_letter_queue,
+            metrics=self.metrics,
         )
         self.relay.start()
         await self.consumer.start()
+        if s.metrics_port:
+            self.health = HealthServer(
+                self.metrics,
+                {"broker": self._broker_ready, "database": self._database_ready},
+                refresh=self._refresh_gauges,
+            )
+            await self.health.start(s.metrics_host, s.metrics_port)
         log.info(
             "worker.started", queue=s.command_queue, prefetch=s.prefetch, concurrency=s.concurrency
         )
+
+    async def _broker_ready(self) -> bool:
+        connection, consumer = self.connection, self.consumer
+        ready = bool(connection and not connection.is_closed and consumer and consumer.consuming)
+        self.metrics.consumer_connected.set(1 if ready else 0)
+        return ready
+
+    async def _database_ready(self) -> bool:
+        assert self.engine is not None
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return True
+
+    async def _refresh_gauges(self) -> None:
+        await self._broker_ready()
+        if self.relay is not None:
+            count, age = await self.relay.backlog()
+            self.metrics.outbox_backlog.set(count)
+            self.metrics.outbox_oldest_age.set(age)
 
     async def stop(self) -> None:
         """Stop consuming, finish in-flight work, flush the outbox, close connections."""
@@ -94,6 +126,8 @@ class Worker:
         if self.connection is not None:
             with contextlib.suppress(Exception):
                 await self.connection.close()
+        if self.health is not None:
+            await self.health.stop()
         if self.engine is not None:
             await self.engine.dispose()
         log.info("worker.stopped")

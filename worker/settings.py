@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     metrics_port: int = Field(9100, ge=0, le=65535, description="0 disables /metrics.")
+    metrics_host: str = Field("0.0.0.0", description="Address the metrics/health server binds.")
     db_pool_size: int = Field(10, ge=1, le=200, description="Database connection pool size.")
     shutdown_timeout: float = Field(30.0, gt=0, description="Seconds to drain on SIGTERM.")
     outbox_poll_interval: float = Field(

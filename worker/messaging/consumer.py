@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, HeadersType
 
+from contracts import COMMAND_TYPES, QUERY_TYPES
 from contracts.topology import (
     HEADER_ATTEMPTS,
     HEADER_ERROR_MESSAGE,
@@ -30,6 +31,7 @@ from worker.messaging.pipeline import Action, Decision, Parsed, Pipeline
 from worker.messaging.publisher import Delivery, Publisher
 from worker.messaging.retry import RetryPolicy
 from worker.messaging.topology import retry_queue_name
+from worker.observability.metrics import Metrics
 from worker.repositories import PendingEvent
 
 log = structlog.get_logger(__name__)
@@ -80,12 +82,14 @@ class Consumer:
         *,
         concurrency: int,
         dead_letter_queue: str,
+        metrics: Metrics,
     ) -> None:
         self._queue = queue
         self._pipeline = pipeline
         self._publisher = publisher
         self._policy = policy
         self._dlq = dead_letter_queue
+        self._metrics = metrics
         self._slots = asyncio.Semaphore(concurrency)
         self._sequencer = KeyedSequencer()
         self._tag: str | None = None
@@ -127,12 +131,14 @@ class Consumer:
         key = parsed.ordering_key
         turn = self._sequencer.claim(key)
         self._in_flight += 1
+        self._metrics.in_flight.inc()
         self._idle.clear()
         started = time.perf_counter()
         try:
             async with self._sequencer.turn(key, turn), self._slots:
                 decision = await self._pipeline.process(parsed)
                 await self._settle(message, parsed, decision)
+            self._observe(parsed, decision, time.perf_counter() - started)
             log.info(
                 "message.handled",
                 message_id=parsed.message_id,
@@ -146,8 +152,20 @@ class Consumer:
         finally:
             self.handled += 1
             self._in_flight -= 1
+            self._metrics.in_flight.dec()
             if self._in_flight == 0:
                 self._idle.set()
+
+    def _observe(self, parsed: Parsed, decision: Decision, seconds: float) -> None:
+        # Only known types become label values: a hostile sender must not create series.
+        known = parsed.type in COMMAND_TYPES or parsed.type in QUERY_TYPES
+        label = parsed.type if known and parsed.type else "invalid"
+        self._metrics.commands.labels(label, decision.outcome).inc()
+        self._metrics.latency.labels(label).observe(seconds)
+        if decision.action is Action.RETRY:
+            self._metrics.retries.labels(decision.error_type or "unexpected").inc()
+        elif decision.action is Action.DEAD_LETTER:
+            self._metrics.dead_letters.labels(decision.error_type or "unexpected").inc()
 
     async def _settle(
         self, message: AbstractIncomingMessage, parsed: Parsed, decision: Decision

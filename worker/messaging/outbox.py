@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -43,6 +43,7 @@ class OutboxRelay:
         *,
         poll_interval: float = 1.0,
         grace: float = 5.0,
+        on_published: Callable[[int], None] = lambda n: None,
     ) -> None:
         self._session_factory = session_factory
         self._publisher = publisher
@@ -51,7 +52,7 @@ class OutboxRelay:
         self._confirmed: list[int] = []
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.published = 0
+        self._on_published = on_published
 
     def start(self) -> None:
         """Start the sweeper and the batch marker in the background."""
@@ -81,7 +82,7 @@ class OutboxRelay:
             self._wake.set()
             return False
         self._confirmed.extend(e.id for e in events)
-        self.published += len(events)
+        self._on_published(len(events))
         return True
 
     async def sweep(self, *, grace: timedelta | None = None) -> int:
@@ -95,7 +96,7 @@ class OutboxRelay:
             # In id order, one at a time per batch chunk: ordering matters more than speed here.
             await self._publisher.publish_events(pending)
             await outbox.mark_published([e.id for e in pending])
-        self.published += len(pending)
+        self._on_published(len(pending))
         log.info("outbox.swept", events=len(pending))
         return len(pending)
 

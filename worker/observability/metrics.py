@@ -1,0 +1,61 @@
+"""Prometheus metrics of one worker process (its own registry, no global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    """Every metric the worker exports at ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.commands = Counter(
+            "fca_commands",
+            "Deliveries handled, by message type and outcome.",
+            ["type", "outcome"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "fca_command_duration_seconds",
+            "Time from delivery to settlement, by type.",
+            ["type"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.retries = Counter(
+            "fca_retries",
+            "Deliveries sent to a delay queue, by error type.",
+            ["error_type"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "fca_dead_letters",
+            "Deliveries moved to the DLQ, by error type.",
+            ["error_type"],
+            registry=r,
+        )
+        self.events_published = Counter(
+            "fca_events_published", "Outbox events confirmed by the broker.", registry=r
+        )
+        self.outbox_backlog = Gauge(
+            "fca_outbox_backlog", "Committed events not yet confirmed by the broker.", registry=r
+        )
+        self.outbox_oldest_age = Gauge(
+            "fca_outbox_oldest_age_seconds", "Age of the oldest unsent event.", registry=r
+        )
+        self.in_flight = Gauge(
+            "fca_in_flight", "Deliveries received and not yet settled.", registry=r
+        )
+        self.consumer_connected = Gauge(
+            "fca_consumer_connected",
+            "1 while the broker connection is up and consuming.",
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)
