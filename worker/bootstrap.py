@@ -24,6 +24,7 @@ from worker.messaging.topology import declare
 from worker.observability.health import HealthServer
 from worker.observability.metrics import Metrics
 from worker.settings import Settings
+from worker.startup import startup_error
 
 log = structlog.get_logger(__name__)
 
@@ -44,13 +45,20 @@ class Worker:
     async def start(self) -> None:
         """Connect to the database and broker, declare the topology, start consuming."""
         s = self.settings
-        self.engine = create_engine(s.database_url.get_secret_value(), pool_size=s.db_pool_size)
-        async with self.engine.connect() as connection:  # fail fast on a bad URL or password
-            await connection.execute(text("SELECT 1"))
+        database_url, amqp_url = s.database_url.get_secret_value(), s.amqp_url.get_secret_value()
+        self.engine = create_engine(database_url, pool_size=s.db_pool_size)
+        try:  # fail fast, with one clear line, on a bad URL, password or host
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            raise startup_error("the database", database_url, exc) from None
         self.session_factory = create_session_factory(self.engine)
-        self.connection = await aio_pika.connect_robust(
-            s.amqp_url.get_secret_value(), client_properties={"connection_name": "fca-worker"}
-        )
+        try:
+            self.connection = await aio_pika.connect_robust(
+                amqp_url, client_properties={"connection_name": "fca-worker"}, fail_fast=True
+            )
+        except Exception as exc:
+            raise startup_error("the broker", amqp_url, exc) from None
         publish_channel = await self.connection.channel(
             publisher_confirms=True, on_return_raises=True
         )

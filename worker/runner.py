@@ -10,7 +10,7 @@ import structlog
 
 from worker.bootstrap import Worker
 from worker.settings import Settings
-from worker.startup import describe_startup_error
+from worker.startup import StartupError
 
 log = structlog.get_logger(__name__)
 
@@ -32,8 +32,8 @@ async def run_worker(settings: Settings) -> int:
     worker = Worker(settings)
     try:
         await worker.start()
-    except Exception as exc:
-        log.error("worker.start_failed", error=describe_startup_error(exc, settings))
+    except StartupError as exc:
+        log.error("worker.start_failed", error=str(exc))
         await worker.stop()
         return 1
     await stop.wait()

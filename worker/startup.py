@@ -4,26 +4,28 @@ from __future__ import annotations
 
 from sqlalchemy.engine import make_url
 
-from worker.settings import Settings
+from worker.errors import WorkerError
 
 
-def _safe_url(url: str) -> str:
+class StartupError(WorkerError):
+    """The worker could not reach or log in to a service it needs."""
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password masked."""
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparseable URL>"
 
 
-def describe_startup_error(exc: BaseException, settings: Settings) -> str:
-    """Say what failed and where, without the password."""
-    name = type(exc).__name__
-    lowered = f"{name} {exc}".lower()
-    if "password" in lowered or "authentication" in lowered or "access_refused" in lowered:
-        what = "authentication failed"
-    elif "refused" in lowered or "connect" in lowered or isinstance(exc, OSError):
-        what = "cannot connect"
+def startup_error(service: str, url: str, exc: BaseException) -> StartupError:
+    """A :class:`StartupError` that says which service, where, and what kind of failure."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    if any(word in text for word in ("password", "authentication", "access_refused", "login")):
+        what = "rejected the credentials"
+    elif "does not exist" in text or "not_found" in text or "vhost" in text:
+        what = "has no such database or virtual host"
     else:
-        what = "failed"
-    amqp = _safe_url(settings.amqp_url.get_secret_value())
-    database = _safe_url(settings.database_url.get_secret_value())
-    return f"{what} ({name}); broker {amqp}, database {database}"
+        what = "is unreachable"
+    return StartupError(f"{service} at {safe_url(url)} {what} ({type(exc).__name__})")

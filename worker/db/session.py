@@ -22,10 +22,19 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(
-            url, pool_size=pool_size, max_overflow=0, pool_timeout=10, echo=echo
+            url,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=10,
+            echo=echo,
+            hide_parameters=True,  # bound values are customer data: keep them out of errors
         )
     in_memory = parsed.database in (None, "", ":memory:")
-    kwargs: dict[str, Any] = {"echo": echo, "connect_args": {"timeout": 30}}
+    kwargs: dict[str, Any] = {
+        "echo": echo,
+        "hide_parameters": True,
+        "connect_args": {"timeout": 30},
+    }
     if in_memory:
         kwargs["poolclass"] = StaticPool
     engine = create_async_engine(url, **kwargs)

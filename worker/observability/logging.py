@@ -1,7 +1,7 @@
 """structlog configuration: JSON lines in production, readable output in a terminal.
 
 The standard library's loggers (aio-pika, SQLAlchemy, Alembic) are routed through the
-same processors, so every line has one format.
+same processors, so every line has one format and passes the same redaction.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import sys
 from typing import Any
 
 import structlog
+
+from worker.observability.redaction import redact_processor
 
 NOISY_LOGGERS = ("aio_pika", "aiormq", "sqlalchemy", "alembic", "asyncio")
 
@@ -23,12 +25,14 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
+        # Tracebacks become text first so that the redaction below scrubs them too.
+        structlog.processors.format_exc_info,
+        redact_processor,
     ]
     renderer: Any
     if fmt == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     else:
-        shared.append(structlog.processors.format_exc_info)
         renderer = structlog.processors.JSONRenderer()
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
