@@ -39,6 +39,10 @@ def run() -> None:
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        sys.exit(uvloop.run(run_worker(settings)))
     sys.exit(asyncio.run(run_worker(settings)))
 
 

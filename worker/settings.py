@@ -33,6 +33,9 @@ class Settings(BaseSettings):
         (1, 5, 30), description="Back-off delays in seconds, comma-separated."
     )
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="Largest accepted body.")
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        "asyncio", description="Event loop implementation; uvloop is faster."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     metrics_port: int = Field(9100, ge=0, le=65535, description="0 disables /metrics.")
