@@ -1,0 +1,142 @@
+"""The test-support plumbing itself: per-session database and vhost, and private servers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import aio_pika
+import aio_pika.exceptions
+import aiormq.exceptions
+import asyncpg
+import pytest
+
+from tests.support.private import (
+    accepts_tcp,
+    postgres_installed,
+    private_postgres,
+    private_rabbitmq,
+    rabbitmq_installed,
+)
+from tests.support.services import (
+    NO_SERVICE,
+    AmqpServer,
+    create_database,
+    create_vhost,
+    delete_vhost,
+    drop_database,
+    vhost_of,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def _fetchval(url: str, query: str) -> object:
+    conn = await asyncpg.connect(_dsn(url), timeout=10)
+    try:
+        return await conn.fetchval(query)
+    finally:
+        await conn.close()
+
+
+async def test_postgres_url_is_a_database_of_its_own(
+    postgres_url: str, postgres_server_url: str
+) -> None:
+    name = await _fetchval(postgres_url, "SELECT current_database()")
+
+    assert postgres_url.startswith("postgresql+asyncpg://")
+    assert isinstance(name, str)
+    assert name.startswith("worker_test_")
+    assert name != await _fetchval(postgres_server_url, "SELECT current_database()")
+
+
+async def test_amqp_url_is_a_vhost_invisible_from_the_default_one(
+    amqp_url: str, amqp_server: AmqpServer, unique_name: Callable[[str], str]
+) -> None:
+    queue_name = unique_name("support-probe")
+    async with await aio_pika.connect(amqp_url, timeout=10) as connection:
+        channel = await connection.channel()
+        await channel.declare_queue(queue_name, auto_delete=True)
+
+        async with await aio_pika.connect(amqp_server.url, timeout=10) as other:
+            other_channel = await other.channel()
+            with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+                await other_channel.declare_queue(queue_name, passive=True)
+
+    assert vhost_of(amqp_url).startswith("test-")
+    assert "/" not in urlsplit(amqp_url).path[1:]
+
+
+async def test_create_database_then_drop_database(postgres_server_url: str) -> None:
+    url = create_database(postgres_server_url, prefix="worker_support_")
+    assert await _fetchval(url, "SELECT 1") == 1
+
+    drop_database(url)
+
+    with pytest.raises(asyncpg.InvalidCatalogNameError):
+        await _fetchval(url, "SELECT 1")
+
+
+async def test_create_vhost_then_delete_vhost(amqp_server: AmqpServer) -> None:
+    url = create_vhost(amqp_server.url, management_url=amqp_server.management_url)
+    async with await aio_pika.connect(url, timeout=10) as connection:
+        assert not connection.is_closed
+
+    delete_vhost(url, management_url=amqp_server.management_url)
+
+    with pytest.raises(aiormq.exceptions.AMQPError):
+        await aio_pika.connect(url, timeout=10)
+
+
+@pytest.mark.slow
+async def test_private_postgres_keeps_committed_rows_across_restart_and_crash() -> None:
+    if not postgres_installed():
+        pytest.skip(f"{NO_SERVICE} PostgreSQL server binaries (initdb, pg_ctl) not installed")
+    with private_postgres() as server:
+        conn = await asyncpg.connect(_dsn(server.url), timeout=10)
+        await conn.execute("CREATE TABLE probe (v int); INSERT INTO probe VALUES (42)")
+        await conn.close()
+
+        server.restart()
+        assert await _fetchval(server.url, "SELECT v FROM probe") == 42
+
+        server.kill()
+        assert not accepts_tcp(server.port)
+        server.start()
+        assert await _fetchval(server.url, "SELECT count(*) FROM probe") == 1
+
+    assert not accepts_tcp(server.port)
+    assert not server.base.exists()
+
+
+@pytest.mark.slow
+async def test_private_rabbitmq_keeps_durable_messages_across_restart() -> None:
+    if not rabbitmq_installed():
+        pytest.skip(f"{NO_SERVICE} rabbitmq-server / rabbitmqctl not installed")
+    with private_rabbitmq() as broker:
+        async with await aio_pika.connect(broker.url, timeout=10) as connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(
+                "probe", durable=True, arguments={"x-queue-type": "quorum"}
+            )
+            message = aio_pika.Message(b"kept", delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+            await channel.default_exchange.publish(message, routing_key=queue.name)
+
+        broker.restart()
+
+        async with await aio_pika.connect(broker.url, timeout=10) as connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue("probe", passive=True)
+            received = await queue.get(timeout=10, fail=True)
+            assert received is not None
+            assert received.body == b"kept"
+            await received.ack()
+
+        broker.kill()
+        assert not accepts_tcp(broker.port)
+
+    assert not broker.base.exists()

@@ -1,0 +1,1 @@
+"""Test support: service discovery and throw-away service instances (no pytest fixtures here)."""
