@@ -11,6 +11,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from worker.dlq.cli import dlq
 from worker.settings import Settings
 
 
@@ -95,7 +96,17 @@ def send(
     if correlation_id:
         body["correlation_id"] = correlation_id
     settings = load_settings()
-    answer = asyncio.run(send_message(settings, body, reply=reply, timeout=timeout))
+    try:
+        answer = asyncio.run(send_message(settings, body, reply=reply, timeout=timeout))
+    except TimeoutError:
+        click.echo(
+            f"no answer within {timeout:g}s (is a worker running? a message id it has "
+            "already handled is acked without an answer)",
+            err=True,
+        )
+        sys.exit(4)
+    except Exception as exc:
+        raise click.ClickException(f"could not publish: {type(exc).__name__}: {exc}") from None
     if answer is None:
         click.echo(json.dumps({"published": body["message_id"]}))
         return
@@ -123,3 +134,6 @@ def jsonschema() -> None:
     from contracts.schema import json_schemas
 
     click.echo(json.dumps(json_schemas(), indent=2))
+
+
+main.add_command(dlq)

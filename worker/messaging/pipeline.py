@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import structlog
-from sqlalchemy.exc import IntegrityError
 
 from contracts import (
     CommandDeadLettered,
@@ -39,7 +38,6 @@ from worker.messaging.publisher import Delivery, Publisher, json_message
 from worker.messaging.retry import RetryPolicy, attempts_so_far
 from worker.repositories import NewEvent, PendingEvent
 from worker.services import BaseService
-from worker.services.base import violates
 
 log = structlog.get_logger(__name__)
 
@@ -156,24 +154,20 @@ class Pipeline:
         handler = COMMAND_HANDLERS[command.type]
         try:
             async with handler.service(self._sf) as service:
-                if await service.inbox.contains(command.message_id):
+                if not await service.inbox.claim(command.message_id, command.type, "applied"):
                     return "duplicate"
                 events = await handler.handle(command, service)
-                pending = await _stage(service, command, events, delivery.reply_to, "applied")
+                pending = await _stage(service, events, delivery.reply_to)
                 await service.commit()
             outcome = "applied"
-        except DomainError as exc:
+        except DomainError as exc:  # the change rolled back; commit the answer instead
             rejection = _rejection(command, exc.reason, exc.detail)
             async with BaseService(self._sf) as service:
-                if await service.inbox.contains(command.message_id):
+                if not await service.inbox.claim(command.message_id, command.type, "rejected"):
                     return "duplicate"
-                pending = await _stage(service, command, [rejection], delivery.reply_to, "rejected")
+                pending = await _stage(service, [rejection], delivery.reply_to)
                 await service.commit()
             outcome = "rejected"
-        except IntegrityError as exc:
-            if violates(exc, "pk_inbox_messages", "inbox_messages.message_id"):
-                return "duplicate"  # the same message id committed concurrently elsewhere
-            raise
         await self._relay.publish_committed(pending)
         return outcome
 
@@ -233,13 +227,10 @@ def _rejection(request: RequestEnvelope, reason: str, detail: str) -> CommandRej
 
 async def _stage(
     service: BaseService,
-    command: CommandEnvelope,
     events: list[RoutedEvent] | list[CommandRejected],
     reply_to: str | None,
-    outcome: str,
 ) -> list[PendingEvent]:
-    """Write the inbox row and the outbox rows into the service's open transaction."""
-    await service.inbox.add(command.message_id, command.type, outcome)
+    """Write the outbox rows into the service's open transaction."""
     rows = [
         NewEvent(
             message_id=e.message_id,

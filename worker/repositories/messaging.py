@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import func, insert, select, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worker.db.models import InboxMessage, OutboxEvent
@@ -21,6 +23,24 @@ class InboxRepository:
     async def contains(self, message_id: str) -> bool:
         """Whether this message id was already handled."""
         stmt = select(InboxMessage.message_id).where(InboxMessage.message_id == message_id)
+        return (await self.session.scalar(stmt)) is not None
+
+    async def claim(self, message_id: str, message_type: str, outcome: str) -> bool:
+        """Record the id unless present: ``True`` if this transaction claimed it.
+
+        ``INSERT … ON CONFLICT DO NOTHING``: one round trip, no aborted transaction on a
+        duplicate; on PostgreSQL a concurrent claim of the same id waits for the first
+        transaction and then sees the conflict (or wins if the first rolled back).
+        """
+        values = {"message_id": message_id, "message_type": message_type, "outcome": outcome}
+        dialect = self.session.get_bind().dialect.name
+        insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+        stmt = (
+            insert_(InboxMessage)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[InboxMessage.message_id])
+            .returning(InboxMessage.message_id)
+        )
         return (await self.session.scalar(stmt)) is not None
 
     async def add(self, message_id: str, message_type: str, outcome: str) -> None:

@@ -1,0 +1,44 @@
+"""Look at the dead-letter queue without consuming anything (``list`` and ``show``).
+
+Browsing fetches every message and returns it unacked (see :mod:`worker.dlq.broker`), so
+the queue keeps its messages and their order. The broker counts each return as a
+redelivery (``x-delivery-count`` grows by one per browse); nothing else changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from worker.dlq.broker import dlq_pass
+from worker.dlq.model import DeadLetter, Selector
+from worker.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Browse:
+    """What a browse found: the first ``limit`` matches, how many matched, how many seen."""
+
+    letters: list[DeadLetter]
+    matched: int
+    scanned: int
+
+
+async def browse(settings: Settings, *, selector: Selector, limit: int | None = None) -> Browse:
+    """The dead letters ``selector`` matches, in queue order, at most ``limit`` of them."""
+    letters: list[DeadLetter] = []
+    matched = scanned = 0
+    async with dlq_pass(settings) as run:
+        async for held in run.fetch():
+            scanned += 1
+            if not selector.matches(held.letter):
+                continue
+            matched += 1
+            if limit is None or len(letters) < limit:
+                letters.append(held.letter)
+    return Browse(letters, matched, scanned)
+
+
+async def find(settings: Settings, message_id: str) -> list[DeadLetter]:
+    """Every dead letter with this message id (a message can be dead-lettered twice)."""
+    found = await browse(settings, selector=Selector.of(message_ids=[message_id]))
+    return found.letters

@@ -1,0 +1,179 @@
+"""``worker dlq``: list, show, replay and purge dead letters.
+
+Every command makes one pass over a snapshot of the queue and returns what it did not
+remove, in order (see :mod:`worker.dlq.broker`). Replays and purges are written to the
+audit log (:mod:`worker.dlq.audit`). Exit status: 0 done, 1 a replay failed or a message
+was not found, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from worker.dlq.audit import AuditLog
+from worker.dlq.browse import browse, find
+from worker.dlq.model import DlqError, Progress, Selector
+from worker.dlq.purge import purge as purge_letters
+from worker.dlq.render import page, table
+from worker.dlq.replay import replay as replay_letters
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
+
+    from worker.settings import Settings
+
+T = TypeVar("T")
+PROGRESS_THRESHOLD = 100
+"""A pass over fewer messages than this shows no progress bar."""
+
+
+class BarProgress:
+    """A click progress bar on stderr, for passes over many messages."""
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+        self._stack = contextlib.ExitStack()
+        self._bar: ProgressBar[int] | None = None
+
+    def start(self, total: int) -> None:
+        """Show the bar if the pass is large."""
+        if total >= PROGRESS_THRESHOLD:
+            bar = click.progressbar(length=total, label=self._label, file=sys.stderr)
+            self._bar = self._stack.enter_context(bar)
+
+    def advance(self, count: int) -> None:
+        """Move the bar on."""
+        if self._bar is not None:
+            self._bar.update(count)
+
+    def finish(self) -> None:
+        """Close the bar."""
+        self._stack.close()
+        self._bar = None
+
+
+def _progress(label: str) -> Progress | None:
+    return BarProgress(label) if sys.stderr.isatty() else None
+
+
+def _settings() -> Settings:
+    from worker.cli import load_settings
+
+    return load_settings()
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(work)
+    except DlqError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _selection(command: Callable[..., None]) -> Callable[..., None]:
+    options = (
+        click.option("--limit", type=click.IntRange(min=1), help="Act on at most N messages."),
+        click.option("--error-type", help="Only dead letters with this error type."),
+        click.option("--type", "type_", help="Only commands of this type."),
+        click.option("--message-id", "message_ids", multiple=True, help="Repeatable."),
+        click.option("--all", "all_", is_flag=True, help="Every dead letter."),
+    )
+    for option in options:
+        command = option(command)
+    return command
+
+
+def _selector(
+    all_: bool, message_ids: tuple[str, ...], type_: str | None, error_type: str | None
+) -> Selector:
+    selector = Selector.of(message_ids=message_ids, type=type_, error_type=error_type)
+    if all_ and not selector.selects_all:
+        raise click.UsageError("--all cannot be combined with --message-id, --type, --error-type")
+    if not all_ and selector.selects_all:
+        raise click.UsageError("say which messages: --all, --message-id, --type or --error-type")
+    return selector
+
+
+@click.group()
+def dlq() -> None:
+    """Inspect, replay and purge the dead-letter queue."""
+
+
+@dlq.command("list")
+@click.option("--type", "type_", help="Only commands of this type.")
+@click.option("--error-type", help="Only dead letters with this error type.")
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most N.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
+def list_(type_: str | None, error_type: str | None, limit: int | None, as_json: bool) -> None:
+    """List dead letters, oldest first, without consuming any."""
+    selector = Selector.of(type=type_, error_type=error_type)
+    found = _run(browse(_settings(), selector=selector, limit=limit))
+    if as_json:
+        click.echo(json.dumps([letter.summary() for letter in found.letters], indent=2))
+        return
+    click.echo(table(found.letters))
+    shown = f"{len(found.letters)} shown, {found.matched} matching"
+    click.echo(f"{shown}, {found.scanned} in the queue", err=True)
+
+
+@dlq.command()
+@click.argument("message_id")
+def show(message_id: str) -> None:
+    """Print one dead letter in full: properties, headers and body."""
+    letters = _run(find(_settings(), message_id))
+    if not letters:
+        raise click.ClickException(f"no dead letter has message id {message_id!r}")
+    click.echo("\n\n".join(page(letter) for letter in letters))
+
+
+@dlq.command()
+@_selection
+@click.option("--dry-run", is_flag=True, help="Report what would be replayed; change nothing.")
+def replay(
+    all_: bool,
+    message_ids: tuple[str, ...],
+    type_: str | None,
+    error_type: str | None,
+    limit: int | None,
+    dry_run: bool,
+) -> None:
+    """Republish dead letters to the commands exchange; each leaves the DLQ once confirmed."""
+    selector = _selector(all_, message_ids, type_, error_type)
+    work = replay_letters(
+        _settings(),
+        selector,
+        audit=AuditLog.default(),
+        limit=limit,
+        dry_run=dry_run,
+        progress=_progress("replaying"),
+    )
+    summary = _run(work)
+    for failure in summary.failed:
+        click.echo(f"failed {failure.message_id or '(no id)'}: {failure.reason}", err=True)
+    verb = "would replay" if dry_run else "replayed"
+    count = len(summary.selected) - len(summary.failed) if dry_run else len(summary.replayed)
+    click.echo(f"{verb} {count}, skipped {summary.skipped}, failed {len(summary.failed)}")
+    if summary.failed:
+        sys.exit(1)
+
+
+@dlq.command()
+@click.option("--message-id", "message_ids", multiple=True, help="Repeatable.")
+@click.option("--all", "all_", is_flag=True, help="Every dead letter in the queue now.")
+@click.option("--yes", is_flag=True, help="Confirm: purged messages are gone for good.")
+def purge(message_ids: tuple[str, ...], all_: bool, yes: bool) -> None:
+    """Delete dead letters for good (needs --yes)."""
+    selector = _selector(all_, message_ids, None, None)
+    if not yes:
+        raise click.UsageError("purge deletes messages for good; add --yes to confirm")
+    work = purge_letters(
+        _settings(), selector, audit=AuditLog.default(), progress=_progress("purging")
+    )
+    summary = _run(work)
+    click.echo(f"purged {len(summary.purged)}, skipped {summary.skipped}")

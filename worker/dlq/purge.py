@@ -1,0 +1,68 @@
+"""Delete selected dead letters for good (``purge``); everything else stays, in order.
+
+Purging goes message by message over the same snapshot pass as a replay rather than using
+``queue.purge``, so that messages arriving meanwhile survive and every deleted message id
+is written to the audit log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import aiormq.exceptions
+
+from worker.dlq.audit import AuditLog, new_run_id
+from worker.dlq.broker import dlq_pass
+from worker.dlq.model import DlqError, Progress, Selector
+from worker.settings import Settings
+
+
+@dataclass(slots=True)
+class PurgeSummary:
+    """The outcome of a purge run."""
+
+    scanned: int = 0
+    purged: list[str | None] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        """Messages looked at and left in the DLQ."""
+        return self.scanned - len(self.purged)
+
+    def record(self) -> dict[str, object]:
+        """The outcome as JSON-friendly data (for the audit log)."""
+        return {
+            "scanned": self.scanned,
+            "purged": len(self.purged),
+            "skipped": self.skipped,
+            "message_ids": self.purged,
+        }
+
+
+async def purge(
+    settings: Settings,
+    selector: Selector,
+    *,
+    audit: AuditLog,
+    limit: int | None = None,
+    progress: Progress | None = None,
+) -> PurgeSummary:
+    """Delete up to ``limit`` selected dead letters."""
+    summary = PurgeSummary()
+    details: dict[str, object] = {"run_id": new_run_id(), "queue": settings.dead_letter_queue}
+    request = {"selector": selector.describe(), "limit": limit, "dry_run": False}
+    audit.write("purge", "started", {**details, **request})
+    try:
+        async with dlq_pass(settings) as run:
+            async for held in run.fetch(progress):
+                summary.scanned += 1
+                full = limit is not None and len(summary.purged) >= limit
+                if not full and selector.matches(held.letter):
+                    await run.remove(held)
+                    summary.purged.append(held.letter.message_id)
+    except (aiormq.exceptions.AMQPError, ConnectionError, TimeoutError) as exc:
+        details["error"] = type(exc).__name__
+        raise DlqError(f"purge stopped: lost the broker ({type(exc).__name__})") from None
+    finally:
+        audit.write("purge", "finished", {**details, **summary.record()})
+    return summary
