@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     outbox_grace_seconds: float = Field(
         5.0, ge=0, description="Age before the relay sweep republishes an unsent event."
     )
+    dlq_audit_log: Path = Field(
+        Path("dlq-audit.log"), description="Where `worker dlq` appends its audit records."
+    )
     commands_exchange: str = "fca.commands"
     command_queue: str = "fca.worker.commands"
     events_exchange: str = "fca.events"

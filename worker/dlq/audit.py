@@ -20,14 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from worker.dlq.model import DlqError
-
-AUDIT_LOG_ENV = "WORKER_DLQ_AUDIT_LOG"
-DEFAULT_AUDIT_LOG = "dlq-audit.log"
+from worker.settings import Settings
 
 
-def audit_log_path() -> Path:
-    """Where the audit log is: ``$WORKER_DLQ_AUDIT_LOG``, else ``./dlq-audit.log``."""
-    return Path(os.environ.get(AUDIT_LOG_ENV) or DEFAULT_AUDIT_LOG)
+def audit_log_path(settings: Settings) -> Path:
+    """Where the audit log is: ``WORKER_DLQ_AUDIT_LOG``, else ``./dlq-audit.log``."""
+    return settings.dlq_audit_log
 
 
 def new_run_id() -> str:
@@ -52,9 +50,9 @@ class AuditLog:
     host: str = field(default_factory=socket.gethostname)
 
     @classmethod
-    def default(cls) -> AuditLog:
+    def default(cls, settings: Settings) -> AuditLog:
         """The audit log at :func:`audit_log_path`, written as the current user."""
-        return cls(audit_log_path())
+        return cls(audit_log_path(settings))
 
     def write(self, action: str, phase: str, details: Mapping[str, object]) -> None:
         """Append one record and flush it to disk."""

@@ -2,11 +2,15 @@
 
 Browsing fetches every message and returns it unacked (see :mod:`worker.dlq.broker`), so
 the queue keeps its messages and their order. The broker counts each return as a
-redelivery (``x-delivery-count`` grows by one per browse); nothing else changes.
+redelivery (``x-delivery-count`` grows by one per pass); nothing else changes. On
+RabbitMQ 4.0-4.2 every pass also counts towards a quorum queue's delivery limit (default
+20, and the DLQ has no dead-letter target), so there the DLQ needs that limit raised or
+disabled by a policy, or messages browsed 20 times would be dropped.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from worker.dlq.broker import dlq_pass
@@ -27,8 +31,8 @@ async def browse(settings: Settings, *, selector: Selector, limit: int | None = 
     """The dead letters ``selector`` matches, in queue order, at most ``limit`` of them."""
     letters: list[DeadLetter] = []
     matched = scanned = 0
-    async with dlq_pass(settings) as run:
-        async for held in run.fetch():
+    async with dlq_pass(settings) as run, contextlib.aclosing(run.fetch()) as fetched:
+        async for held in fetched:
             scanned += 1
             if not selector.matches(held.letter):
                 continue

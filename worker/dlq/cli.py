@@ -148,7 +148,7 @@ def replay(
     work = replay_letters(
         _settings(),
         selector,
-        audit=AuditLog.default(),
+        audit=AuditLog.default(_settings()),
         limit=limit,
         dry_run=dry_run,
         progress=_progress("replaying"),
@@ -173,7 +173,7 @@ def purge(message_ids: tuple[str, ...], all_: bool, yes: bool) -> None:
     if not yes:
         raise click.UsageError("purge deletes messages for good; add --yes to confirm")
     work = purge_letters(
-        _settings(), selector, audit=AuditLog.default(), progress=_progress("purging")
+        _settings(), selector, audit=AuditLog.default(_settings()), progress=_progress("purging")
     )
     summary = _run(work)
     click.echo(f"purged {len(summary.purged)}, skipped {summary.skipped}")

@@ -7,6 +7,7 @@ is written to the audit log.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import aiormq.exceptions
@@ -53,8 +54,8 @@ async def purge(
     request = {"selector": selector.describe(), "limit": limit, "dry_run": False}
     audit.write("purge", "started", {**details, **request})
     try:
-        async with dlq_pass(settings) as run:
-            async for held in run.fetch(progress):
+        async with dlq_pass(settings) as run, contextlib.aclosing(run.fetch(progress)) as fetched:
+            async for held in fetched:
                 summary.scanned += 1
                 full = limit is not None and len(summary.purged) >= limit
                 if not full and selector.matches(held.letter):

@@ -13,6 +13,7 @@ DLQ and on the command queue; the worker's inbox makes the second copy a no-op.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -140,13 +141,14 @@ async def _replay_pass(
     summary: ReplaySummary,
     progress: Progress | None,
 ) -> None:
-    async for held in run.fetch(progress):
-        summary.scanned += 1
-        full = limit is not None and len(summary.selected) >= limit
-        if full or not selector.matches(held.letter):
-            continue
-        summary.selected.append(held.letter.message_id)
-        await _replay_one(run, exchange, held, summary)
+    async with contextlib.aclosing(run.fetch(progress)) as fetched:
+        async for held in fetched:
+            summary.scanned += 1
+            full = limit is not None and len(summary.selected) >= limit
+            if full or not selector.matches(held.letter):
+                continue
+            summary.selected.append(held.letter.message_id)
+            await _replay_one(run, exchange, held, summary)
 
 
 async def _replay_one(

@@ -23,6 +23,11 @@ from worker.settings import Settings
 DELIVERY_LIMIT = 20
 
 
+DLQ_DELIVERY_LIMIT = 1_000_000_000
+"""Effectively none: on RabbitMQ 4.0-4.2 every `worker dlq list` pass counts as a delivery,
+and the default limit of 20 would silently drop dead letters (they have nowhere to go)."""
+
+
 def retry_queue_name(command_queue: str, delay_seconds: int) -> str:
     """The internal queue that holds a command for ``delay_seconds`` before redelivery."""
     return f"{command_queue}.retry.{delay_seconds}s"
@@ -47,7 +52,9 @@ async def declare(channel: AbstractChannel, settings: Settings) -> Topology:
         settings.events_exchange, ExchangeType.TOPIC, durable=True
     )
     dead_letters = await channel.declare_queue(
-        settings.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
+        settings.dead_letter_queue,
+        durable=True,
+        arguments={"x-queue-type": "quorum", "x-delivery-limit": DLQ_DELIVERY_LIMIT},
     )
     queue = await channel.declare_queue(
         settings.command_queue,

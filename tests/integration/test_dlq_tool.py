@@ -1,0 +1,534 @@
+"""The DLQ tool against a real broker: list, show, replay, purge, and a replay killed half-way.
+
+Each test declares its own exchanges and queues (with the worker's own topology code, under
+names unique to the test) in the session's vhost, and fills the DLQ with valid commands
+carrying the headers the worker's consumer writes when it dead-letters (``failure_headers``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aio_pika
+import pytest
+from aio_pika import DeliveryMode, ExchangeType, Message
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from click.testing import CliRunner, Result
+
+from contracts.examples import example_message
+from tests.support.services import run_sync
+from worker.dlq import AuditLog, DlqError, Selector, browse, find, purge, replay
+from worker.dlq.cli import dlq
+from worker.dlq.render import page
+from worker.messaging.consumer import failure_headers
+from worker.messaging.pipeline import Action, Decision
+from worker.messaging.publisher import Delivery
+from worker.messaging.topology import declare
+from worker.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+TYPES = ("CreateCustomer", "OpenAccount", "AppendMessage", "FreezeAccounts", "UpsertFaq")
+ERROR_TYPES = ("invalid_message", "transient", "unexpected")
+WAIT = 20.0
+
+
+@dataclass(frozen=True)
+class Letter:
+    """A dead letter as the test put it into the DLQ."""
+
+    message_id: str
+    type: str
+    error_type: str
+    body: bytes
+    headers: dict[str, object]
+
+
+def make_letters(count: int, types: Sequence[str] = TYPES) -> list[Letter]:
+    """``count`` dead-lettered commands, cycling through types and error types."""
+    letters = []
+    for i in range(count):
+        message_id, kind, error_type = str(uuid.uuid4()), types[i % len(types)], ERROR_TYPES[i % 3]
+        envelope = {**example_message(kind), "message_id": message_id, "note": f"naïve {i}"}
+        body = json.dumps(envelope, indent=1, ensure_ascii=False).encode()
+        delivery = Delivery(body, kind, {"trace-id": f"t-{i}"}, message_id, type=kind)
+        decision = Decision(Action.DEAD_LETTER, "failed", i % 5 + 1, error_type, f"failure {i}")
+        headers: dict[str, object] = dict(failure_headers(delivery, decision))
+        letters.append(Letter(message_id, kind, error_type, body, headers))
+    return letters
+
+
+async def put(channel: AbstractChannel, queue: str, letters: Sequence[Letter]) -> None:
+    """Publish the letters to ``queue``, in order, each confirmed."""
+    for letter in letters:
+        message = Message(
+            letter.body,
+            headers=letter.headers,  # type: ignore[arg-type]
+            message_id=letter.message_id,
+            type=letter.type,
+            correlation_id=f"corr-{letter.message_id}",
+            content_type="application/json",
+            delivery_mode=DeliveryMode.PERSISTENT,
+        )
+        await channel.default_exchange.publish(message, routing_key=queue)
+
+
+async def count(channel: AbstractChannel, queue: str) -> int:
+    """Messages ready in ``queue``."""
+    declared = await channel.declare_queue(queue, passive=True)
+    assert declared.declaration_result is not None
+    return int(declared.declaration_result.message_count or 0)
+
+
+async def drain(channel: AbstractChannel, queue: str) -> list[AbstractIncomingMessage]:
+    """Take every message out of ``queue`` (destructive; for the end of a test)."""
+    taken = []
+    declared = await channel.declare_queue(queue, passive=True)
+    while (message := await declared.get(no_ack=True, fail=False)) is not None:
+        taken.append(message)
+    return taken
+
+
+def own_headers(headers: object) -> dict[str, object]:
+    """Headers without the broker's ``x-`` ones (a quorum queue adds x-delivery-count)."""
+    assert isinstance(headers, dict)
+    return {k: v for k, v in headers.items() if not k.startswith("x-")}
+
+
+def views(messages: Sequence[AbstractIncomingMessage]) -> list[tuple[object, ...]]:
+    """What must survive untouched in the DLQ: id, type, body and our headers."""
+    return [(m.message_id, m.type, m.body, own_headers(m.headers)) for m in messages]
+
+
+def letter_views(letters: Sequence[Letter]) -> list[tuple[object, ...]]:
+    """The views the DLQ should hold for these letters."""
+    return [(x.message_id, x.type, x.body, x.headers) for x in letters]
+
+
+def audit_records(path: Path) -> list[dict[str, object]]:
+    """The audit log's records."""
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def settings(amqp_url: str, unique_name: Callable[[str], str]) -> Settings:
+    """Settings naming exchanges and queues private to this test."""
+    prefix = unique_name("dlq")
+    return Settings(
+        amqp_url=amqp_url,
+        commands_exchange=f"{prefix}.commands",
+        events_exchange=f"{prefix}.events",
+        command_queue=f"{prefix}.commands.q",
+        dead_letter_queue=f"{prefix}.commands.dlq",
+    )
+
+
+@pytest.fixture
+async def channel(settings: Settings) -> AsyncIterator[AbstractChannel]:
+    """A channel on which the worker's topology has been declared."""
+    connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+    channel = await connection.channel()
+    await declare(channel, settings)
+    yield channel
+    await connection.close()
+
+
+@pytest.fixture
+async def letters(channel: AbstractChannel, settings: Settings) -> list[Letter]:
+    """500 dead letters in the DLQ."""
+    letters = make_letters(500)
+    await put(channel, settings.dead_letter_queue, letters)
+    return letters
+
+
+@pytest.fixture
+def audit(tmp_path: Path) -> AuditLog:
+    """An audit log in the test's directory."""
+    return AuditLog(tmp_path / "audit.log")
+
+
+async def test_lists_dead_letters_without_consuming_them(
+    settings: Settings, channel: AbstractChannel, letters: list[Letter]
+) -> None:
+    found = await browse(settings, selector=Selector())
+
+    assert [x.message_id for x in found.letters] == [x.message_id for x in letters]
+    first = found.letters[1]
+    assert (first.type, first.error_type, first.error_message) == (
+        "OpenAccount",
+        "transient",
+        "failure 1",
+    )
+    assert (first.attempts, first.original_routing_key, first.replay_count) == (2, "OpenAccount", 0)
+    assert first.first_failed_at == letters[1].headers["fca-first-failed-at"]
+    assert await count(channel, settings.dead_letter_queue) == 500
+
+    some = Selector.of(type="OpenAccount", error_type="transient")
+    expected = [
+        x.message_id for x in letters if x.type == "OpenAccount" and x.error_type == "transient"
+    ]
+    filtered = await browse(settings, selector=some, limit=10)
+    assert (filtered.matched, filtered.scanned) == (len(expected), 500)
+    assert [x.message_id for x in filtered.letters] == expected[:10]
+
+    assert views(await drain(channel, settings.dead_letter_queue)) == letter_views(letters)
+
+
+async def test_shows_one_dead_letter_in_full(
+    settings: Settings, channel: AbstractChannel, letters: list[Letter]
+) -> None:
+    target = letters[123]
+
+    found = await find(settings, target.message_id)
+
+    assert len(found) == 1
+    assert found[0].body == target.body
+    assert own_headers(found[0].headers) == target.headers
+    shown = page(found[0])
+    assert json.dumps(json.loads(target.body), indent=2, ensure_ascii=False) in shown
+    assert f'"correlation_id": "corr-{target.message_id}"' in shown
+    assert await find(settings, "no-such-id") == []
+    assert views(await drain(channel, settings.dead_letter_queue)) == letter_views(letters)
+
+
+async def test_replays_exactly_the_selected_messages(
+    settings: Settings, channel: AbstractChannel, letters: list[Letter], audit: AuditLog
+) -> None:
+    chosen = letters[::5]
+    ids = [x.message_id for x in chosen]
+
+    summary = await replay(settings, Selector.of(message_ids=ids), audit=audit)
+
+    assert (summary.replayed, summary.failed, summary.skipped) == (ids, [], 400)
+    arrived = await drain(channel, settings.command_queue)
+    assert Counter(m.message_id for m in arrived) == Counter(ids)
+    by_id = {x.message_id: x for x in chosen}
+    for message in arrived:
+        original = by_id[str(message.message_id)]
+        assert message.body == original.body
+        assert (message.type, message.routing_key) == (original.type, original.type)
+        assert message.correlation_id == f"corr-{original.message_id}"
+        assert message.content_type == "application/json"
+        headers = message.headers or {}
+        assert headers["fca-replay-count"] == 1
+        assert "fca-attempts" not in headers
+        assert {k for k in headers if k.startswith("x-")} <= {"x-delivery-count"}  # the broker's
+        assert headers["fca-error-message"] == original.headers["fca-error-message"]
+    rest = [x for x in letters if x.message_id not in by_id]
+    assert views(await drain(channel, settings.dead_letter_queue)) == letter_views(rest)
+    started, finished = audit_records(audit.path)
+    assert (started["phase"], finished["phase"]) == ("started", "finished")
+    assert started["run_id"] == finished["run_id"]
+    assert (finished["action"], finished["dry_run"], finished["message_ids"]) == (
+        "replay",
+        False,
+        ids,
+    )
+    assert {"user", "host", "at"} <= finished.keys()
+    assert all(finished[key] for key in ("user", "host", "at"))
+
+
+async def test_replays_by_type_up_to_the_limit(
+    settings: Settings, channel: AbstractChannel, letters: list[Letter], audit: AuditLog
+) -> None:
+    of_type = [x for x in letters if x.type == "UpsertFaq"]
+
+    summary = await replay(settings, Selector.of(type="UpsertFaq"), audit=audit, limit=10)
+
+    assert summary.replayed == [x.message_id for x in of_type[:10]]
+    assert [m.message_id for m in await drain(channel, settings.command_queue)] == summary.replayed
+    rest = [x for x in letters if x not in of_type[:10]]
+    assert views(await drain(channel, settings.dead_letter_queue)) == letter_views(rest)
+
+
+async def test_a_dry_run_changes_nothing(
+    settings: Settings, channel: AbstractChannel, letters: list[Letter], audit: AuditLog
+) -> None:
+    summary = await replay(settings, Selector.of(type="CreateCustomer"), audit=audit, dry_run=True)
+
+    assert summary.selected == [x.message_id for x in letters if x.type == "CreateCustomer"]
+    assert summary.replayed == []
+    assert await count(channel, settings.command_queue) == 0
+    assert views(await drain(channel, settings.dead_letter_queue)) == letter_views(letters)
+    assert [r["dry_run"] for r in audit_records(audit.path)] == [True, True]
+
+
+async def test_a_replay_that_comes_straight_back_is_not_replayed_twice_in_one_run(
+    settings: Settings, channel: AbstractChannel, audit: AuditLog
+) -> None:
+    loop = await channel.declare_exchange(f"{settings.commands_exchange}.loop", ExchangeType.TOPIC)
+    dead_letters = await channel.declare_queue(settings.dead_letter_queue, passive=True)
+    await dead_letters.bind(loop, routing_key="#")
+    letters = make_letters(20)
+    await put(channel, settings.dead_letter_queue, letters)
+    looping = settings.model_copy(update={"commands_exchange": loop.name})
+
+    summary = await replay(looping, Selector(), audit=audit)
+
+    assert summary.replayed == [x.message_id for x in letters]
+    back = await drain(channel, settings.dead_letter_queue)
+    assert [m.message_id for m in back] == summary.replayed
+    assert {(m.headers or {})["fca-replay-count"] for m in back} == {1}
+
+
+async def test_an_unroutable_replay_fails_loudly_and_stays_in_the_dlq(
+    settings: Settings, channel: AbstractChannel, audit: AuditLog
+) -> None:
+    narrow = await channel.declare_exchange(
+        f"{settings.commands_exchange}.narrow", ExchangeType.TOPIC
+    )
+    commands = await channel.declare_queue(settings.command_queue, passive=True)
+    await commands.bind(narrow, routing_key="CreateCustomer")
+    letters = make_letters(6, types=("CreateCustomer", "OpenAccount"))
+    await put(channel, settings.dead_letter_queue, letters)
+    routed = settings.model_copy(update={"commands_exchange": narrow.name})
+
+    summary = await replay(routed, Selector(), audit=audit)
+
+    stuck = [x for x in letters if x.type == "OpenAccount"]
+    assert [f.message_id for f in summary.failed] == [x.message_id for x in stuck]
+    assert all("unroutable" in f.reason for f in summary.failed)
+    assert len(summary.replayed) == 3
+    assert await count(channel, settings.command_queue) == 3
+    assert views(await drain(channel, settings.dead_letter_queue)) == letter_views(stuck)
+    assert len(audit_records(audit.path)[-1]["failures"]) == 3  # type: ignore[arg-type]
+
+
+async def test_lists_and_replays_what_the_broker_dead_lettered(
+    settings: Settings, channel: AbstractChannel, audit: AuditLog
+) -> None:
+    source_exchange = await channel.declare_exchange(f"{settings.commands_exchange}.src", "topic")
+    source = await channel.declare_queue(
+        f"{settings.command_queue}.src",
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": 0,  # the first return dead-letters it
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": settings.dead_letter_queue,
+        },
+    )
+    await source.bind(source_exchange, routing_key="#")
+    body = json.dumps(example_message("OpenAccount")).encode()
+    await source_exchange.publish(Message(body, message_id="crashy"), routing_key="OpenAccount")
+    delivered = await source.get(no_ack=False)
+    await delivered.nack(requeue=True)
+    await wait_until(lambda: count(channel, settings.dead_letter_queue), 1)
+
+    [letter] = (await browse(settings, selector=Selector())).letters
+    assert (letter.message_id, letter.type, letter.error_type) == (
+        "crashy",
+        "OpenAccount",
+        "delivery_limit",
+    )
+    assert letter.original_routing_key == "OpenAccount"
+    assert letter.first_failed_at is not None
+    summary = await replay(settings, Selector.of(error_type="delivery_limit"), audit=audit)
+
+    assert summary.replayed == ["crashy"]
+    [arrived] = await drain(channel, settings.command_queue)
+    assert (arrived.body, arrived.routing_key) == (body, "OpenAccount")
+    assert not {k for k in arrived.headers or {} if k.startswith("x-")} - {"x-delivery-count"}
+
+
+async def test_purges_only_the_selected_messages(
+    settings: Settings, channel: AbstractChannel, audit: AuditLog
+) -> None:
+    letters = make_letters(10)
+    await put(channel, settings.dead_letter_queue, letters)
+    gone = [letters[2].message_id, letters[7].message_id]
+
+    summary = await purge(settings, Selector.of(message_ids=gone), audit=audit)
+
+    assert (summary.purged, summary.skipped) == (gone, 8)
+    rest = [x for x in letters if x.message_id not in gone]
+    assert views(await drain(channel, settings.dead_letter_queue)) == letter_views(rest)
+    assert audit_records(audit.path)[-1]["message_ids"] == gone
+
+
+async def test_a_missing_queue_is_a_clear_error(settings: Settings) -> None:
+    nowhere = settings.model_copy(update={"dead_letter_queue": "no-such-queue"})
+
+    with pytest.raises(DlqError, match="'no-such-queue' does not exist"):
+        await browse(nowhere, selector=Selector())
+
+
+async def wait_until(measure: Callable[[], Awaitable[int]], at_least: int) -> None:
+    """Poll an async count until it reaches ``at_least`` (or fail after ``WAIT`` seconds)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while (value := await measure()) < at_least:
+        assert loop.time() < deadline, f"still {value} after {WAIT}s, wanted {at_least}"
+        await asyncio.sleep(0.02)
+
+
+# --- the command line, run as operators run it ------------------------------------------------
+
+
+def cli_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
+    """``WORKER_`` variables that point the CLI at this test's broker names."""
+    return {
+        "WORKER_AMQP_URL": settings.amqp_url.get_secret_value(),
+        "WORKER_COMMANDS_EXCHANGE": settings.commands_exchange,
+        "WORKER_EVENTS_EXCHANGE": settings.events_exchange,
+        "WORKER_COMMAND_QUEUE": settings.command_queue,
+        "WORKER_DEAD_LETTER_QUEUE": settings.dead_letter_queue,
+        "WORKER_DLQ_AUDIT_LOG": str(tmp_path / "audit.log"),
+    }
+
+
+def invoke(settings: Settings, tmp_path: Path, *args: str) -> Result:
+    """Run ``worker dlq ARGS`` in this process."""
+    return CliRunner().invoke(dlq, list(args), env=cli_env(settings, tmp_path))
+
+
+async def _setup(settings: Settings, letters: Sequence[Letter]) -> None:
+    connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+    async with connection:
+        channel = await connection.channel()
+        await declare(channel, settings)
+        await put(channel, settings.dead_letter_queue, letters)
+
+
+async def _take(settings: Settings, queue: str) -> list[AbstractIncomingMessage]:
+    connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+    async with connection:
+        return await drain(await connection.channel(), queue)
+
+
+async def _counts(settings: Settings) -> tuple[int, int]:
+    connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+    async with connection:
+        channel = await connection.channel()
+        dead = await count(channel, settings.dead_letter_queue)
+        return dead, await count(channel, settings.command_queue)
+
+
+def test_cli_lists_shows_and_replays(settings: Settings, tmp_path: Path) -> None:
+    letters = make_letters(10)
+    run_sync(_setup(settings, letters))
+
+    listed = invoke(settings, tmp_path, "list", "--json")
+    table = invoke(settings, tmp_path, "list", "--error-type", "transient")
+    shown = invoke(settings, tmp_path, "show", letters[4].message_id)
+    missing = invoke(settings, tmp_path, "show", "no-such-id")
+    replayed = invoke(settings, tmp_path, "replay", "--type", "CreateCustomer")
+
+    assert listed.exit_code == 0, listed.output
+    assert [x["message_id"] for x in json.loads(listed.stdout)] == [x.message_id for x in letters]
+    assert table.exit_code == 0
+    assert table.stdout.count("transient") == 3
+    assert shown.exit_code == 0
+    assert '"fca-error-message": "failure 4"' in shown.stdout
+    assert missing.exit_code == 1
+    assert "no dead letter has message id" in missing.output
+    assert replayed.exit_code == 0, replayed.output
+    assert "replayed 2, skipped 8, failed 0" in replayed.stdout
+    assert len(run_sync(_take(settings, settings.command_queue))) == 2
+
+
+def test_cli_replay_exits_non_zero_when_a_replay_fails(settings: Settings, tmp_path: Path) -> None:
+    run_sync(_setup(settings, make_letters(3)))
+    unbound = settings.model_copy(update={"commands_exchange": "amq.topic"})
+
+    result = invoke(unbound, tmp_path, "replay", "--all")
+
+    assert result.exit_code == 1
+    assert "unroutable" in result.output
+    assert "replayed 0, skipped 0, failed 3" in result.stdout
+    assert run_sync(_counts(settings)) == (3, 0)
+
+
+def test_cli_purges_only_with_yes(settings: Settings, tmp_path: Path) -> None:
+    letters = make_letters(10)
+    run_sync(_setup(settings, letters))
+
+    refused = invoke(settings, tmp_path, "purge", "--all")
+    assert refused.exit_code == 2
+    assert "--yes" in refused.output
+    assert run_sync(_counts(settings)) == (10, 0)
+
+    some = invoke(settings, tmp_path, "purge", "--message-id", letters[0].message_id, "--yes")
+    assert some.exit_code == 0, some.output
+    assert "purged 1, skipped 9" in some.stdout
+
+    everything = invoke(settings, tmp_path, "purge", "--all", "--yes")
+    assert everything.exit_code == 0, everything.output
+    assert run_sync(_counts(settings)) == (0, 0)
+    actions = [(r["action"], r["phase"]) for r in audit_records(tmp_path / "audit.log")]
+    assert actions == [("purge", "started"), ("purge", "finished")] * 2
+
+
+SLOW_REPLAY = """
+import asyncio, aio_pika.exchange
+publish = aio_pika.exchange.Exchange.publish
+async def slow(self, *args, **kwargs):
+    await asyncio.sleep(0.02)
+    return await publish(self, *args, **kwargs)
+aio_pika.exchange.Exchange.publish = slow
+from worker.dlq.cli import dlq
+dlq(prog_name="worker dlq")
+"""
+
+
+async def _wait_for_commands(settings: Settings, at_least: int) -> None:
+    connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+    async with connection:
+        channel = await connection.channel()
+        await wait_until(lambda: count(channel, settings.command_queue), at_least)
+
+
+def test_a_replay_killed_half_way_loses_nothing(settings: Settings, tmp_path: Path) -> None:
+    """SIGKILL a replay mid-run, run it again: every selected message reaches the command queue.
+
+    A message whose republish was confirmed but whose ack died with the process is still in
+    the DLQ, so the second run replays it again: the command queue may hold the same
+    ``message_id`` twice. That is accepted, because the worker's inbox applies a message id
+    at most once (contract, guarantee 2).
+    """
+    letters = make_letters(300)
+    run_sync(_setup(settings, letters))
+    env = {**os.environ, **cli_env(settings, tmp_path)}
+    args = [sys.executable, "-c", SLOW_REPLAY, "replay", "--error-type", "transient"]
+    process = subprocess.Popen(args, env=env, cwd=tmp_path)
+    try:
+        run_sync(_wait_for_commands(settings, 10))
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=WAIT)
+    assert process.returncode == -signal.SIGKILL  # killed, not finished
+    run_sync(_wait_for_returns(settings, len(letters)))
+
+    again = invoke(settings, tmp_path, "replay", "--error-type", "transient")
+
+    assert again.exit_code == 0, again.output
+    selected = {x.message_id for x in letters if x.error_type == "transient"}
+    on_commands = Counter(m.message_id for m in run_sync(_take(settings, settings.command_queue)))
+    in_dlq = {m.message_id for m in run_sync(_take(settings, settings.dead_letter_queue))}
+    assert set(on_commands) == selected
+    assert in_dlq == {x.message_id for x in letters} - selected
+    records = audit_records(tmp_path / "audit.log")
+    assert [r["phase"] for r in records] == ["started", "started", "finished"]
+
+
+async def _wait_for_returns(settings: Settings, total: int) -> None:
+    connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+    async with connection:
+        channel = await connection.channel()
+
+        async def both() -> int:
+            return await count(channel, settings.dead_letter_queue) + await count(
+                channel, settings.command_queue
+            )
+
+        await wait_until(both, total)
