@@ -22,12 +22,14 @@ Processes
     ``WorkerProcess(env, log_path, name=…)``
         ``.start(timeout=30, migrate=True, wait=True)`` runs ``worker db upgrade`` (unless
         ``migrate=False``) then ``worker run``, stdout+stderr appended to ``log_path``, and waits
-        for the JSON ``worker.started`` line (raises ``WorkerStartError`` with the log tail);
+        for a new JSON ``worker.started`` line (raises ``WorkerStartError`` with the log tail);
+        calling ``.start()`` again after the process ended restarts it (same log file);
         ``.wait_started(timeout)``, ``.terminate(timeout=30) -> int`` (SIGTERM, wait, SIGKILL if it
         hangs), ``.kill() -> int`` (SIGKILL), ``.wait_exit(timeout) -> int``, ``.is_running``,
         ``.pid``, ``.returncode``, ``.logs() -> str``, ``.log_tail(lines)``,
-        ``.log_records() -> list[dict]`` (parsed JSON lines),
-        ``.wait_for_log(event, timeout=10, **fields) -> dict``, ``.count_log(event, **fields)``.
+        ``.log_records() -> list[dict]`` (parsed JSON lines), ``.find_logs(event, **fields)``,
+        ``.wait_for_log(event, timeout=15, **fields) -> dict``, ``.count_log(event, **fields)``,
+        ``.send_signal(signum)``, ``.migrate()``.
     ``WorkerPool(log_dir)``: ``.start(env, name=None, **start_kwargs) -> WorkerProcess``,
         ``.spawn(env, name=None)`` (not started), ``.stop_all(timeout)``, ``.kill_all()``.
         The fixtures own one pool each and always kill every process at teardown.
@@ -42,18 +44,19 @@ Broker
         ``.publish_many(specs) -> list[SentMessage]`` (each spec a ``dict`` of the same
         keyword arguments); ``.reply_queue() -> ReplyQueue`` (exclusive, server-named:
         ``.name``, ``.get(timeout) -> ReceivedMessage``, ``.get_many(n, timeout)``,
-        ``.drain(quiet=0.2)``); ``.request(type, payload, timeout=10, **kw) -> ReceivedMessage``
+        ``.drain(quiet=0.2)``); ``.request(type, payload, timeout=15, **kw) -> ReceivedMessage``
         sends with ``reply_to`` and returns the answer, after checking that its AMQP
         ``correlation_id`` equals its envelope ``correlation_id``;
         ``.queue_counts(name) -> (ready, consumers)``, ``.queue_exists(name)``,
         ``.wait_queue_empty(name, timeout)``, ``.purge(name)``,
         ``.dead_letters(queue=None, ack=True) -> list[ReceivedMessage]`` (empties the DLQ into a
         list, or with ``ack=False`` peeks and requeues), ``.wait_dead_letter(predicate,
-        timeout, queue=None, ack=True) -> ReceivedMessage``, ``.delete_topology(topology)``.
+        timeout, queue=None, ack=True) -> ReceivedMessage``, ``.delete_topology(topology)``,
+        ``.publish_raw(exchange, routing_key, body, properties, mandatory=False)``.
     ``EventCollector(url, exchange="fca.events", binding="#")``: declares the exchange and its
     own exclusive queue bound with ``binding`` when constructed (so before any command is
     sent) and collects from a background thread. ``.messages`` (snapshot), ``.events_of_type(t)``,
-    ``.caused_by(message_id)``, ``.wait_for(predicate=None, count=1, timeout=10) -> list``,
+    ``.caused_by(message_id)``, ``.wait_for(predicate=None, count=1, timeout=15) -> list``,
     ``.wait_caused_by(message_id, count=1, timeout)``, ``.assert_quiet(predicate, quiet=0.3)``,
     ``.clear()``, ``.close()``.
     ``SentMessage``: ``message_id``, ``type``, ``correlation_id`` (as sent, may be None),
@@ -72,19 +75,22 @@ Database (asyncpg on a private loop, usable from sync tests)
 Facade
     ``Harness(env, worker=None)``: one client + one collector (bound at construction) + the
     database. ``.send(type, payload, **kw)``, ``.outcome(sent, timeout)`` (the first message
-    on the events exchange caused by ``sent``), ``.execute(...)`` (send + outcome),
+    on the events exchange caused by ``sent``), ``.outcomes(sents, timeout) -> {message_id:
+    first outcome}``, ``.execute(...)`` (send + outcome),
     ``.expect_event(type, payload, event_type=None, **kw)`` and
     ``.expect_rejection(type, payload, reason, **kw)`` (both run ``assert_outcome_message``),
     ``.query(type, payload, **kw)``, ``.wait_handled(sent)`` (the worker logged
-    ``message.handled`` with action ``ack``), ``.assert_acked(sent)`` (that, and the command
-    queue holds no ready message), ``.fetch/.fetchrow/.fetchval(sql, *args)``,
+    ``message.handled`` for it), ``.assert_acked(sent)`` (that, no ``message.settle_failed``,
+    and the command queue holds no ready message), ``.fetch/.fetchrow/.fetchval(sql, *args)``,
     ``.fingerprint()``, and data builders ``.create_customer(**fields) -> payload``,
     ``.open_account(customer_id, **fields) -> account_number``,
     ``.start_conversation(customer_id, **fields) -> conversation_id``.
+    ``harness_for(env, worker=None)``: a context manager yielding a ``Harness`` (closed on exit);
+    build it before starting a worker to be sure its collector misses nothing.
 
 Factories and polling
     ``unique_email()``, ``unique_token(n)``, ``new_id()`` (a UUID string), ``unique_code(prefix)``;
-    ``wait_until(condition, timeout=10, interval=0.05, message=…)``.
+    ``wait_until(condition, timeout=15, interval=0.05, message=…)``. ``DEFAULT_TIMEOUT`` = 15 s.
 
 Fixtures (``tests/e2e/conftest.py``): ``worker_env`` (session ``WorkerEnv`` on the session's
 vhost and database), ``worker_overrides`` (module; override it in a module to pass settings),
@@ -97,6 +103,7 @@ names, cleaned up after the test).
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -198,7 +205,7 @@ def new_id() -> str:
 
 
 def wait_until(
-    condition: Callable[[], T],
+    condition: Callable[[], T | None],
     *,
     timeout: float = DEFAULT_TIMEOUT,
     interval: float = 0.05,
@@ -310,6 +317,7 @@ class WorkerProcess:
         self.log_path = log_path
         self.name = name
         self.process: subprocess.Popen[bytes] | None = None
+        self._started_before = 0
 
     def __repr__(self) -> str:
         return f"<WorkerProcess {self.name} pid={self.pid} rc={self.returncode}>"
@@ -338,10 +346,11 @@ class WorkerProcess:
         self, *, timeout: float = 30, migrate: bool = True, wait: bool = True
     ) -> WorkerProcess:
         """Migrate (optionally), launch ``worker run`` and (optionally) wait until started."""
-        if self.process is not None:
-            raise RuntimeError(f"{self.name} was already started")
+        if self.is_running:
+            raise RuntimeError(f"{self.name} is already running")
         if migrate:
             self.migrate()
+        self._started_before = self._started_count()  # a restart appends to the same log
         log = self.log_path.open("ab")
         try:
             self.process = subprocess.Popen(
@@ -362,7 +371,7 @@ class WorkerProcess:
         """Wait for the ``worker.started`` log line; on exit or timeout kill and raise."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._started_count() > 0:
+            if self._started_count() > self._started_before:
                 return
             if self.process is not None and self.process.poll() is not None:
                 raise WorkerStartError(self._failure(f"exited {self.process.returncode}"))
@@ -581,12 +590,14 @@ class ReceivedMessage:
     def headers(self) -> dict[str, Any]:
         """The AMQP headers, with byte values decoded."""
         raw = self.properties.headers or {}
-        return {k: v.decode(errors="replace") if isinstance(v, bytes) else v for k, v in raw.items()}
+        return {
+            k: v.decode(errors="replace") if isinstance(v, bytes) else v for k, v in raw.items()
+        }
 
     @property
     def persistent(self) -> bool:
         """Whether it was published with delivery mode 2."""
-        return self.properties.delivery_mode == PERSISTENT
+        return bool(self.properties.delivery_mode == PERSISTENT)
 
     def parsed(self) -> Any:
         """The body validated against the contract (``contracts.parse_event``)."""
@@ -614,7 +625,8 @@ def assert_outcome_message(
         assert message.routing_key == routing_key, message
     assert message.causation_id == sent.message_id, message
     assert message.correlation_id == sent.expected_correlation_id, message
-    assert message.message_id and message.message_id != sent.message_id, message
+    assert message.message_id, message
+    assert message.message_id != sent.message_id, message
     props = message.properties
     assert props.message_id == message.message_id, (props.message_id, message)
     assert props.type == event_type, (props.type, message)
@@ -682,7 +694,7 @@ class ReplyQueue:
 
     def drain(self, quiet: float = 0.2) -> list[ReceivedMessage]:
         """Everything that arrives until nothing has arrived for ``quiet`` seconds."""
-        messages = []
+        messages: list[ReceivedMessage] = []
         while True:
             self._client.connection.process_data_events(time_limit=quiet)
             if not self._inbox:
@@ -925,10 +937,18 @@ class AmqpClient:
         """Delete a worker's queues and exchanges (best effort; for isolated topologies)."""
         for queue in topology.queues(retry_delays):
             with contextlib.suppress(Exception):
-                self._with_scratch_channel(lambda ch, q=queue: ch.queue_delete(q))
+                self._with_scratch_channel(functools.partial(_delete_queue, name=queue))
         for exchange in (topology.commands_exchange, topology.events_exchange):
             with contextlib.suppress(Exception):
-                self._with_scratch_channel(lambda ch, x=exchange: ch.exchange_delete(x))
+                self._with_scratch_channel(functools.partial(_delete_exchange, name=exchange))
+
+
+def _delete_queue(channel: BlockingChannel, *, name: str) -> None:
+    channel.queue_delete(name)
+
+
+def _delete_exchange(channel: BlockingChannel, *, name: str) -> None:
+    channel.exchange_delete(name)
 
 
 # --- the event collector ----------------------------------------------------------------------
@@ -1081,7 +1101,7 @@ async def _fingerprints(url: str, tables: Sequence[str]) -> dict[str, str]:
     try:
         result = {}
         for table in tables:
-            sql = f"SELECT count(*)::text || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t.id)), '') FROM {table} t"  # noqa: E501, S608
+            sql = f"SELECT count(*)::text || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t.id)), '') FROM {table} t"  # noqa: E501
             result[table] = await connection.fetchval(sql)
         return result
     finally:
@@ -1129,6 +1149,27 @@ class Harness:
     def outcome(self, sent: SentMessage, *, timeout: float = DEFAULT_TIMEOUT) -> ReceivedMessage:
         """The first message on the events exchange caused by ``sent``."""
         return self.events.wait_caused_by(sent, timeout=timeout)[0]
+
+    def outcomes(
+        self, sent: Iterable[SentMessage], *, timeout: float = DEFAULT_TIMEOUT
+    ) -> dict[str, ReceivedMessage]:
+        """Wait for the first outcome of every one of ``sent``; by command message id."""
+        wanted = {s.message_id for s in sent}
+        found: dict[str, ReceivedMessage] = {}
+
+        def complete() -> bool:
+            for m in self.events.messages:
+                if m.causation_id in wanted:
+                    found.setdefault(m.causation_id, m)
+            return len(found) == len(wanted)
+
+        wait_until(
+            complete,
+            timeout=timeout,
+            interval=0.1,
+            message=lambda: f"{len(wanted) - len(found)} of {len(wanted)} have no outcome",
+        )
+        return found
 
     def execute(
         self, type: str, payload: Mapping[str, Any] | None = None, **publish: Any
@@ -1183,9 +1224,13 @@ class Harness:
         )
 
     def assert_acked(self, sent: SentMessage, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        """The worker settled ``sent`` with an ack and the command queue holds nothing ready."""
+        """The worker settled ``sent`` (ack, or ack after a retry/DLQ republish) without a
+        settle failure (which would nack it), and the command queue holds nothing ready."""
         record = self.wait_handled(sent, timeout=timeout)
-        assert record.get("action") == "ack", record
+        assert record.get("action") in {"ack", "retry", "dead_letter"}, record
+        assert self.worker is not None
+        failed = self.worker.find_logs("message.settle_failed", message_id=sent.message_id)
+        assert not failed, failed
         self.client.wait_queue_empty(self.topology.command_queue, timeout=timeout)
 
     # database
