@@ -80,17 +80,23 @@ _TRANSIENT_SQLSTATE_PREFIXES = ("08", "57P")
 
 
 def classify_driver(exc: BaseException) -> Outcome:
-    """Classify a raw driver or OS exception (SQLAlchemy wraps these in ``orig``)."""
-    cause = getattr(exc, "__cause__", None)
+    """Classify a raw driver or OS exception, following its ``__cause__`` chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _is_transient(current):
+            return Outcome.TRANSIENT
+        current = current.__cause__
+    return Outcome.UNEXPECTED
+
+
+def _is_transient(exc: BaseException) -> bool:
     sqlstate = getattr(exc, "sqlstate", None)
     if isinstance(sqlstate, str) and (
         sqlstate in _TRANSIENT_SQLSTATES or sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES)
     ):
-        return Outcome.TRANSIENT
+        return True
     if isinstance(exc, _TRANSIENT_ASYNCPG + _TRANSIENT_AMQP + _TRANSIENT_OS):
-        return Outcome.TRANSIENT
-    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-        return Outcome.TRANSIENT
-    if cause is not None and cause is not exc:
-        return classify_driver(cause)
-    return Outcome.UNEXPECTED
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)

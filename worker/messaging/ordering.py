@@ -45,7 +45,9 @@ class KeyedSequencer:
             return
         if not line:
             del self._queues[key]
-        elif was_head:
+        elif was_head and not line[0].done():
+            # A head that is already done was cancelled while waiting: its owner's own
+            # release (in its ``finally``) passes the turn on.
             line[0].set_result(None)
 
     @asynccontextmanager

@@ -82,6 +82,9 @@ def ordering_key(request: RequestEnvelope) -> str | None:
     if isinstance(request, QueryEnvelope):
         return None
     p = request.payload
+    accounts: tuple[str, ...] = getattr(p, "account_numbers", ())
+    if len(accounts) == 1:  # freezing one account is ordered with its transactions
+        return f"account_number:{accounts[0]}"
     for name in ("conversation_id", "escalation_id", "account_number", "customer_id"):
         value = getattr(p, name, None)
         if value is not None:

@@ -35,7 +35,7 @@ class CustomerRepository(SoftDeleteMixin[Customer], BaseRepository[Customer]):
         if not customer_pks:
             return {}
         stmt = select(Customer.id, Customer.customer_id).where(Customer.id.in_(customer_pks))
-        return dict((await self.session.execute(stmt)).tuples().all())
+        return dict((await self.session.execute(stmt)).all())
 
     async def find_vip_customers(self, *, limit: int = 50) -> list[Customer]:
         """VIP customers, oldest first."""

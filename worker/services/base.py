@@ -32,7 +32,6 @@ class BaseService:
     def __init__(self, session_factory: SessionFactory) -> None:
         self._session_factory = session_factory
         self._session: AsyncSession | None = None
-        self._committed = False
 
     async def __aenter__(self) -> Self:
         if self._session is not None:
@@ -48,12 +47,9 @@ class BaseService:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        session = self.session
-        try:
-            if not self._committed:
-                await session.rollback()
-        finally:
-            await session.close()
+        # close() rolls back whatever was not committed and returns the connection; unlike
+        # rollback() it does not expire loaded objects, so read-only results stay usable.
+        await self.session.close()
 
     def _bind(self, session: AsyncSession) -> None:
         self._session = session
@@ -75,9 +71,8 @@ class BaseService:
         return self._session
 
     async def commit(self) -> None:
-        """Commit the transaction; after this, leaving the block does nothing more."""
+        """Commit the transaction; leaving the block afterwards has nothing left to roll back."""
         await self.session.commit()
-        self._committed = True
 
 
 def violates(exc: IntegrityError, constraint: str, *sqlite_columns: str) -> bool:

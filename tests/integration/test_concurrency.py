@@ -1,0 +1,213 @@
+"""Races on PostgreSQL: many transactions at once through the services, over a real pool.
+
+SQLite serialises every writer, so these tests only mean something on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.factories import customer_fields, random_email
+from worker.db.models import Account, Transaction
+from worker.db.session import SessionFactory, create_engine, create_session_factory
+from worker.errors import EmailTaken, InsufficientFunds
+from worker.repositories import AccountRepository, MessageRepository
+from worker.repositories.raw_queries import ledger_balance, running_balance_gaps
+from worker.services import AccountService, ConversationService, CustomerService
+
+pytestmark = pytest.mark.integration
+
+CONCURRENCY = 50
+
+
+@pytest.fixture
+async def pooled(migrated_postgres_url: str) -> AsyncIterator[SessionFactory]:
+    """Sessions on the session's PostgreSQL database through a real 20-connection pool."""
+    engine = create_engine(migrated_postgres_url, pool_size=20)
+    try:
+        yield create_session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _open_funded_account(factory: SessionFactory, opening: Decimal) -> Account:
+    async with CustomerService(factory) as customers:
+        customer = await customers.create_customer(**customer_fields())
+        await customers.commit()
+    async with AccountService(factory) as accounts:
+        account, _ = await accounts.open_account(
+            customer_id=customer.customer_id, account_type="current"
+        )
+        await accounts.record_transaction(
+            account_number=account.account_number,
+            amount=opening,
+            direction="credit",
+            description="opening deposit",
+            reference="opening",
+        )
+        await accounts.commit()
+    return account
+
+
+async def test_concurrent_debits_never_overdraw_and_leave_an_exact_balance(
+    pooled: SessionFactory,
+) -> None:
+    account = await _open_funded_account(pooled, Decimal("100.00"))
+
+    async def debit(i: int) -> bool:
+        async with AccountService(pooled) as service:
+            try:
+                await service.record_transaction(
+                    account_number=account.account_number,
+                    amount=Decimal("3.00"),
+                    direction="debit",
+                    description="card payment",
+                    reference=f"debit-{i}",
+                )
+            except InsufficientFunds:
+                return False
+            await service.commit()
+            return True
+
+    results = await asyncio.gather(*(debit(i) for i in range(CONCURRENCY)))
+
+    assert results.count(True) == 33
+    assert results.count(False) == 17
+    async with pooled() as session:
+        stored = await AccountRepository(session).find_by_account_number(account.account_number)
+        assert stored is not None
+        assert stored.balance == Decimal("1.00")
+        assert await ledger_balance(session, account.id) == Decimal("1.00")
+        assert await running_balance_gaps(session, account.id) == []
+        lowest = select(func.min(Transaction.balance_after)).where(
+            Transaction.account_id == account.id
+        )
+        assert await session.scalar(lowest) == Decimal("1.00")
+
+
+async def test_a_locked_account_makes_the_next_locker_wait_for_the_commit(
+    pooled: SessionFactory,
+) -> None:
+    account = await _open_funded_account(pooled, Decimal("10.00"))
+    first_locked = asyncio.Event()
+    release = asyncio.Event()
+
+    async def first() -> None:
+        async with pooled() as session, session.begin():
+            repo = AccountRepository(session)
+            locked = await repo.lock_by_account_number(account.account_number)
+            assert locked is not None
+            await repo.update(locked.id, {"balance": Decimal("7.00")})
+            first_locked.set()
+            await release.wait()
+
+    async def second() -> Decimal:
+        await first_locked.wait()
+        async with pooled() as session, session.begin():
+            locked = await AccountRepository(session).lock_by_account_number(account.account_number)
+            assert locked is not None
+            return locked.balance
+
+    holder = asyncio.create_task(first())
+    waiter = asyncio.create_task(second())
+    await first_locked.wait()
+    await asyncio.sleep(0.3)
+    assert not waiter.done(), "the second lock did not wait for the first transaction"
+    release.set()
+
+    await holder
+    assert await waiter == Decimal("7.00")
+
+
+async def test_concurrent_creates_with_one_email_let_exactly_one_win(
+    pooled: SessionFactory,
+) -> None:
+    email = random_email()
+    spellings = [email.upper() if i % 2 else email for i in range(10)]
+
+    async def create(spelling: str) -> str | None:
+        async with CustomerService(pooled) as service:
+            try:
+                customer = await service.create_customer(**customer_fields(email=spelling))
+            except EmailTaken:
+                return None
+            await service.commit()
+            return customer.customer_id
+
+    results = await asyncio.gather(*(create(s) for s in spellings))
+
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    assert results.count(None) == 9
+
+
+async def test_concurrent_creates_get_unique_business_ids(pooled: SessionFactory) -> None:
+    async def create() -> str:
+        async with CustomerService(pooled) as service:
+            customer = await service.create_customer(**customer_fields())
+            await service.commit()
+            return customer.customer_id
+
+    ids = await asyncio.gather(*(create() for _ in range(30)))
+
+    assert len(set(ids)) == 30
+    assert all(re.fullmatch(r"CUST-\d{6}", i) for i in ids)
+
+
+async def test_concurrent_messages_are_numbered_without_gaps_or_duplicates(
+    pooled: SessionFactory,
+) -> None:
+    async with CustomerService(pooled) as customers:
+        customer = await customers.create_customer(**customer_fields())
+        await customers.commit()
+    conversation_id = uuid.uuid4()
+    async with ConversationService(pooled) as service:
+        conversation, _ = await service.start_conversation(
+            customer_id=customer.customer_id, channel="chat", conversation_id=conversation_id
+        )
+        await service.commit()
+
+    async def append(i: int) -> int:
+        async with ConversationService(pooled) as service:
+            message = await service.append_message(
+                conversation_id=conversation_id, role="customer", content=f"message {i}"
+            )
+            await service.commit()
+            return message.sequence
+
+    sequences = await asyncio.gather(*(append(i) for i in range(20)))
+
+    assert sorted(sequences) == list(range(1, 21))
+    async with pooled() as session:
+        listed = await MessageRepository(session).list_for_conversation(conversation.id)
+    assert [m.sequence for m in listed] == list(range(1, 21))
+
+
+async def test_concurrent_escalations_get_unique_ticket_ids(pooled: SessionFactory) -> None:
+    async with CustomerService(pooled) as customers:
+        customer = await customers.create_customer(**customer_fields())
+        await customers.commit()
+    async with ConversationService(pooled) as service:
+        started = [
+            (await service.start_conversation(customer_id=customer.customer_id, channel="chat"))[0]
+            for _ in range(15)
+        ]
+        await service.commit()
+
+    async def escalate(conversation_id: uuid.UUID) -> str | None:
+        async with ConversationService(pooled) as service:
+            ticket = await service.escalate(conversation_id=conversation_id, reason="help")
+            await service.commit()
+            return ticket.escalation_id
+
+    ids = await asyncio.gather(*(escalate(c.conversation_id) for c in started))
+
+    assert len(set(ids)) == 15
+    assert None not in ids

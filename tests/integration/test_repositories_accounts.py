@@ -1,0 +1,156 @@
+"""``AccountRepository`` and ``TransactionRepository`` finders."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.factories import account_data, moments, transaction_data
+from worker.db.models import Account, Customer
+from worker.repositories import AccountRepository, TransactionRepository
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def accounts(session: AsyncSession, customers: list[Customer]) -> list[Account]:
+    """Four accounts of the first customer (opened a minute apart) and one of the second."""
+    repo = AccountRepository(session)
+    owned = [await repo.create(account_data(customers[0].id, created_at=at)) for at in moments(4)]
+    return [*owned, await repo.create(account_data(customers[1].id))]
+
+
+async def test_find_by_account_number_returns_the_account(
+    session: AsyncSession, accounts: list[Account]
+) -> None:
+    found = await AccountRepository(session).find_by_account_number(accounts[2].account_number)
+
+    assert found is accounts[2]
+
+
+async def test_find_by_account_number_returns_none_when_missing(
+    session: AsyncSession, accounts: list[Account]
+) -> None:
+    assert await AccountRepository(session).find_by_account_number("000") is None
+
+
+async def test_list_by_customer_returns_newest_first(
+    session: AsyncSession, accounts: list[Account], customers: list[Customer]
+) -> None:
+    listed = await AccountRepository(session).list_by_customer(customers[0].id)
+
+    assert [a.id for a in listed] == [a.id for a in reversed(accounts[:4])]
+    assert await AccountRepository(session).list_by_customer(customers[5].id) == []
+
+
+async def test_list_by_customer_honours_the_limit(
+    session: AsyncSession, accounts: list[Account], customers: list[Customer]
+) -> None:
+    listed = await AccountRepository(session).list_by_customer(customers[0].id, limit=2)
+
+    assert [a.id for a in listed] == [accounts[3].id, accounts[2].id]
+
+
+async def test_lock_by_account_number_reads_the_current_row_not_a_stale_copy(
+    session: AsyncSession, accounts: list[Account]
+) -> None:
+    account = accounts[0]
+    assert account.balance == Decimal("0.00")
+    await session.execute(
+        update(Account)
+        .where(Account.id == account.id)
+        .values(balance=Decimal("12.34"))
+        .execution_options(synchronize_session=False)
+    )
+
+    locked = await AccountRepository(session).lock_by_account_number(account.account_number)
+
+    assert locked is account
+    assert locked.balance == Decimal("12.34")
+
+
+async def test_lock_by_account_number_returns_none_when_missing(session: AsyncSession) -> None:
+    assert await AccountRepository(session).lock_by_account_number("404") is None
+
+
+async def test_freeze_numbers_freezes_only_active_existing_accounts(
+    session: AsyncSession, accounts: list[Account]
+) -> None:
+    repo = AccountRepository(session)
+    await repo.update(accounts[1].id, {"status": "closed"})
+    asked = [accounts[3].account_number, accounts[0].account_number]
+    asked += [accounts[1].account_number, "missing-1"]
+
+    frozen = await repo.freeze_numbers(asked)
+
+    assert frozen == sorted([accounts[0].account_number, accounts[3].account_number])
+    assert await repo.freeze_numbers(asked) == []
+    session.expunge_all()
+    statuses = {a.account_number: a.status for a in await repo.get_all()}
+    assert statuses[accounts[0].account_number] == "frozen"
+    assert statuses[accounts[1].account_number] == "closed"
+    assert statuses[accounts[2].account_number] == "active"
+
+
+async def test_count_existing_counts_only_known_numbers(
+    session: AsyncSession, accounts: list[Account]
+) -> None:
+    repo = AccountRepository(session)
+    numbers = [a.account_number for a in accounts[:3]]
+
+    assert await repo.count_existing([*numbers, "nope"]) == 3
+    assert await repo.count_existing(["nope"]) == 0
+
+
+async def test_next_account_number_is_unique_and_eight_digits(session: AsyncSession) -> None:
+    repo = AccountRepository(session)
+
+    numbers = [await repo.next_account_number() for _ in range(10)]
+
+    assert len(set(numbers)) == 10
+    assert all(re.fullmatch(r"\d{8}", n) for n in numbers)
+
+
+# --- transactions ------------------------------------------------------------------------
+
+
+async def test_find_recent_transactions_returns_newest_first_within_the_limit(
+    session: AsyncSession, accounts: list[Account]
+) -> None:
+    repo = TransactionRepository(session)
+    account, other = accounts[0], accounts[4]
+    created = [await repo.create(transaction_data(account.id, created_at=at)) for at in moments(6)]
+    await repo.create(transaction_data(other.id))
+
+    recent = await repo.find_recent_transactions(account.id, limit=4)
+
+    assert [t.id for t in recent] == [t.id for t in reversed(created)][:4]
+    assert len(await repo.find_recent_transactions(account.id)) == 6
+    assert await repo.find_recent_transactions(accounts[2].id) == []
+
+
+async def test_find_recent_transactions_breaks_timestamp_ties_by_id(
+    session: AsyncSession, accounts: list[Account]
+) -> None:
+    repo = TransactionRepository(session)
+    [at] = moments(1)
+    created = [await repo.create(transaction_data(accounts[0].id, created_at=at)) for _ in "abc"]
+
+    recent = await repo.find_recent_transactions(accounts[0].id)
+
+    assert [t.id for t in recent] == [t.id for t in reversed(created)]
+
+
+async def test_find_by_reference_finds_only_the_accounts_own_reference(
+    session: AsyncSession, accounts: list[Account]
+) -> None:
+    repo = TransactionRepository(session)
+    mine = await repo.create(transaction_data(accounts[0].id, reference="INV-1"))
+
+    assert await repo.find_by_reference(accounts[0].id, "INV-1") is mine
+    assert await repo.find_by_reference(accounts[1].id, "INV-1") is None
+    assert await repo.find_by_reference(accounts[0].id, "INV-2") is None

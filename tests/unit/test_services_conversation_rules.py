@@ -1,0 +1,162 @@
+"""``ConversationService`` rules and ``escalation_priority`` with repositories mocked (no I/O)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.factories import conversation_data, customer_data
+from worker.db.models import Conversation, Customer
+from worker.errors import (
+    AlreadyEscalated,
+    ConversationClosed,
+    ConversationExists,
+    ConversationNotFound,
+    CustomerNotFound,
+)
+from worker.services import ConversationService
+from worker.services.conversations import escalation_priority
+
+pytestmark = pytest.mark.unit
+
+Build = Callable[[type[ConversationService]], Any]
+
+
+@pytest.mark.parametrize(
+    ("requested", "is_vip", "expected"),
+    [
+        ("normal", True, "high"),
+        ("high", True, "high"),
+        ("urgent", True, "urgent"),
+        ("normal", False, "normal"),
+        ("high", False, "high"),
+        ("urgent", False, "urgent"),
+    ],
+)
+def test_escalation_priority_is_never_below_high_for_a_vip(
+    requested: str, is_vip: bool, expected: str
+) -> None:
+    assert escalation_priority(requested, is_vip=is_vip) == expected
+
+
+@pytest.fixture
+def service(mocked: Build) -> Any:
+    """A ``ConversationService`` with mocked repositories."""
+    service = mocked(ConversationService)
+    service.conversations.next_escalation_id.return_value = "ESC-000001"
+    service.conversations.update.side_effect = lambda _id, data: Conversation(id=_id, **data)
+    return service
+
+
+def _conversation(service: Any, *, status: str = "open", is_vip: bool = False) -> Conversation:
+    conversation = Conversation(**conversation_data(1, id=5, status=status))
+    service.conversations.find_by_conversation_id.return_value = conversation
+    service.customers.get_by_id.return_value = Customer(**customer_data(id=1, is_vip=is_vip))
+    return conversation
+
+
+async def _escalate(service: Any, priority: str = "normal") -> Conversation:
+    return await service.escalate(conversation_id=uuid.uuid4(), reason="angry", priority=priority)
+
+
+@pytest.mark.parametrize(
+    ("is_vip", "requested", "expected"),
+    [(True, "normal", "high"), (True, "urgent", "urgent"), (False, "normal", "normal")],
+)
+async def test_escalate_sets_the_priority_from_the_customers_vip_status(
+    service: Any, is_vip: bool, requested: str, expected: str
+) -> None:
+    _conversation(service, is_vip=is_vip)
+
+    escalated = await _escalate(service, requested)
+
+    assert escalated.priority == expected
+    assert (escalated.status, escalated.escalation_id) == ("escalated", "ESC-000001")
+
+
+async def test_escalate_an_escalated_conversation_is_rejected(service: Any) -> None:
+    _conversation(service, status="escalated")
+
+    with pytest.raises(AlreadyEscalated) as caught:
+        await _escalate(service)
+
+    assert caught.value.reason == "already_escalated"
+    service.conversations.update.assert_not_awaited()
+
+
+@pytest.mark.parametrize("status", ["resolved", "closed"])
+async def test_escalate_a_finished_conversation_is_rejected(service: Any, status: str) -> None:
+    _conversation(service, status=status)
+
+    with pytest.raises(ConversationClosed):
+        await _escalate(service)
+
+
+async def test_escalate_an_unknown_conversation_is_rejected(service: Any) -> None:
+    service.conversations.find_by_conversation_id.return_value = None
+
+    with pytest.raises(ConversationNotFound):
+        await _escalate(service)
+
+
+async def test_escalate_locks_the_conversation_row(service: Any) -> None:
+    conversation = _conversation(service)
+
+    await _escalate(service)
+
+    kwargs = service.conversations.find_by_conversation_id.call_args.kwargs
+    assert kwargs == {"for_update": True}
+    assert service.conversations.update.call_args.args[0] == conversation.id
+
+
+async def test_start_conversation_with_a_taken_uuid_is_rejected(service: Any) -> None:
+    service.customers.find_by_business_id.return_value = Customer(**customer_data(id=1))
+    _conversation(service)
+
+    with pytest.raises(ConversationExists):
+        await service.start_conversation(
+            customer_id="CUST-1", channel="chat", conversation_id=uuid.uuid4()
+        )
+
+    service.conversations.create.assert_not_awaited()
+
+
+async def test_start_conversation_for_an_unknown_customer_is_rejected(service: Any) -> None:
+    service.customers.find_by_business_id.return_value = None
+
+    with pytest.raises(CustomerNotFound):
+        await service.start_conversation(customer_id="CUST-404", channel="chat")
+
+
+async def test_append_message_numbers_after_the_last_message(service: Any) -> None:
+    conversation = _conversation(service)
+    service.messages.next_sequence.return_value = 4
+    service.messages.create.side_effect = lambda data: data
+
+    message = await service.append_message(
+        conversation_id=conversation.conversation_id, role="agent", content="hi"
+    )
+
+    assert message["sequence"] == 4
+    service.messages.next_sequence.assert_awaited_once_with(conversation.id)
+    service.conversations.update.assert_awaited_once()
+
+
+async def test_append_message_to_a_resolved_conversation_is_rejected(service: Any) -> None:
+    _conversation(service, status="resolved")
+
+    with pytest.raises(ConversationClosed) as caught:
+        await service.append_message(conversation_id=uuid.uuid4(), role="agent", content="hi")
+
+    assert caught.value.reason == "conversation_closed"
+    service.messages.create.assert_not_awaited()
+
+
+async def test_resolve_by_an_unknown_escalation_id_is_rejected(service: Any) -> None:
+    service.conversations.find_by_ticket_id.return_value = None
+
+    with pytest.raises(ConversationNotFound):
+        await service.resolve(resolution="done", escalation_id="ESC-404")

@@ -1,0 +1,159 @@
+"""``CustomerService`` rules with its repositories mocked (no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from tests.factories import customer_data, customer_fields, random_email
+from worker.db.models import Customer
+from worker.errors import CustomerNotFound, EmailTaken
+from worker.services import CustomerService
+
+pytestmark = pytest.mark.unit
+
+Build = Callable[[type[CustomerService]], Any]
+
+
+def _integrity_error(message: str) -> IntegrityError:
+    return IntegrityError("INSERT …", {}, Exception(message))
+
+
+@pytest.fixture
+def service(mocked: Build) -> Any:
+    """A ``CustomerService`` with mocked repositories; no email is taken by default."""
+    service = mocked(CustomerService)
+    service.customers.email_in_use.return_value = False
+    service.customers.next_business_id.return_value = "CUST-000042"
+    service.customers.create.side_effect = lambda data: Customer(id=42, **data)
+    return service
+
+
+@pytest.fixture
+def existing(service: Any) -> Customer:
+    """A live customer the repository finds by business id."""
+    customer = Customer(**customer_data(id=7, customer_id="CUST-000007", is_vip=False))
+    service.customers.find_by_business_id.return_value = customer
+    return customer
+
+
+async def test_create_customer_normalises_the_email_and_assigns_the_next_business_id(
+    service: Any,
+) -> None:
+    email = random_email()
+
+    customer = await service.create_customer(**customer_fields(email=f" {email.upper()} "))
+
+    assert (customer.customer_id, customer.email) == ("CUST-000042", email)
+    service.customers.email_in_use.assert_awaited_once_with(email)
+    [data] = service.customers.create.call_args.args
+    assert data["email"] == email
+    assert data["customer_id"] == "CUST-000042"
+
+
+async def test_create_customer_rejects_a_taken_email_before_writing(service: Any) -> None:
+    service.customers.email_in_use.return_value = True
+
+    with pytest.raises(EmailTaken) as caught:
+        await service.create_customer(**customer_fields())
+
+    assert caught.value.reason == "email_taken"
+    service.customers.create.assert_not_awaited()
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        'duplicate key value violates unique constraint "uq_customers_email"',
+        "UNIQUE constraint failed: customers.email",
+    ],
+    ids=["postgresql", "sqlite"],
+)
+async def test_create_customer_turns_a_lost_email_race_into_email_taken(
+    service: Any, message: str
+) -> None:
+    service.customers.create.side_effect = _integrity_error(message)
+
+    with pytest.raises(EmailTaken):
+        await service.create_customer(**customer_fields())
+
+
+async def test_create_customer_lets_other_integrity_errors_through(service: Any) -> None:
+    service.customers.create.side_effect = _integrity_error("uq_customers_customer_id")
+
+    with pytest.raises(IntegrityError):
+        await service.create_customer(**customer_fields())
+
+
+async def test_update_customer_of_an_unknown_customer_is_not_found(service: Any) -> None:
+    service.customers.find_by_business_id.return_value = None
+
+    with pytest.raises(CustomerNotFound) as caught:
+        await service.update_customer("CUST-404", {"full_name": "X"})
+
+    assert caught.value.reason == "customer_not_found"
+
+
+async def test_update_customer_to_a_taken_email_is_rejected(
+    service: Any, existing: Customer
+) -> None:
+    service.customers.email_in_use.return_value = True
+
+    with pytest.raises(EmailTaken):
+        await service.update_customer(existing.customer_id, {"email": "Taken@Example.test"})
+
+    service.customers.email_in_use.assert_awaited_once_with("taken@example.test")
+    service.customers.update.assert_not_awaited()
+
+
+async def test_update_customer_writes_only_changed_updatable_fields(
+    service: Any, existing: Customer
+) -> None:
+    service.customers.update.return_value = existing
+
+    _, changed = await service.update_customer(
+        existing.customer_id,
+        {"full_name": existing.full_name, "is_vip": True, "customer_id": "CUST-1", "x": 1},
+    )
+
+    assert changed == {"is_vip": True}
+    service.customers.update.assert_awaited_once_with(existing.id, {"is_vip": True})
+
+
+async def test_update_customer_without_changes_does_not_write(
+    service: Any, existing: Customer
+) -> None:
+    _, changed = await service.update_customer(
+        existing.customer_id, {"email": existing.email.upper()}
+    )
+
+    assert changed == {}
+    service.customers.update.assert_not_awaited()
+    service.customers.email_in_use.assert_not_awaited()
+
+
+async def test_delete_customer_soft_deletes_through_the_repository(
+    service: Any, existing: Customer
+) -> None:
+    assert await service.delete_customer(existing.customer_id) is existing
+
+    service.customers.delete.assert_awaited_once_with(existing.id)
+
+
+async def test_delete_customer_of_an_unknown_customer_is_not_found(service: Any) -> None:
+    service.customers.find_by_business_id.return_value = None
+
+    with pytest.raises(CustomerNotFound):
+        await service.delete_customer("CUST-404")
+
+    service.customers.delete.assert_not_awaited()
+
+
+async def test_get_customer_by_an_unknown_email_is_not_found(service: Any) -> None:
+    service.customers.find_by_email.return_value = None
+
+    with pytest.raises(CustomerNotFound):
+        await service.get_customer(email=random_email())
