@@ -102,7 +102,10 @@ def describe_validation_error(exc: ValidationError) -> str:
     errors = exc.errors(include_input=False, include_url=False, include_context=False)
     parts = []
     for error in errors[:_MAX_ERRORS]:
-        location = ".".join(_safe_loc(part) for part in error["loc"])
+        loc = list(error["loc"])
+        if error["type"] == "extra_forbidden" and loc:
+            loc[-1] = "<unknown-field>"  # the sender chose that name: it may be personal data
+        location = ".".join(_safe_loc(part) for part in loc)
         text = _QUOTING_ERRORS.get(error["type"], error["msg"])
         parts.append(f"{location}: {text}" if location else text)
     if len(errors) > _MAX_ERRORS:

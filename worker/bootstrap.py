@@ -104,7 +104,9 @@ class Worker:
 
     async def _broker_ready(self) -> bool:
         connection, consumer = self.connection, self.consumer
-        ready = bool(connection and not connection.is_closed and consumer and consumer.consuming)
+        # A robust connection is not "closed" while it reconnects: ask whether it is up.
+        up = bool(connection and connection.connected.is_set() and not connection.reconnecting)
+        ready = up and bool(consumer and consumer.consuming)
         self.metrics.consumer_connected.set(1 if ready else 0)
         return ready
 

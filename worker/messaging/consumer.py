@@ -143,7 +143,7 @@ class Consumer:
                 "message.handled",
                 message_id=parsed.message_id,
                 type=parsed.type,
-                correlation_id=delivery.correlation_id,
+                correlation_id=_correlation_id(parsed),
                 attempt=decision.attempt,
                 outcome=decision.outcome,
                 action=decision.action.value,
@@ -212,3 +212,10 @@ class Consumer:
             await self._publisher.publish_events([pending])
         except Exception as exc:  # the DLQ holds the message; the report is best effort
             log.warning("dead_letter.report_failed", error=type(exc).__name__)
+
+
+def _correlation_id(parsed: Parsed) -> str | None:
+    """The envelope's correlation id (where the contract puts it), else the AMQP property's."""
+    if parsed.request is not None and parsed.request.correlation_id is not None:
+        return parsed.request.correlation_id
+    return parsed.delivery.correlation_id

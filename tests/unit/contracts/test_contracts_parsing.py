@@ -134,13 +134,13 @@ CASES: dict[str, tuple[bytes, str | None, str | None, str]] = {
         body_of(with_payload("CreateCustomer", nickname="Ada")),
         MID,
         "CreateCustomer",
-        "payload.nickname: Extra inputs are not permitted",
+        "payload.<unknown-field>: Extra inputs are not permitted",
     ),
     "unknown envelope field": (
         body_of({**CREATE, "priority": "high"}),
         MID,
         "CreateCustomer",
-        "CreateCustomer.priority: Extra inputs are not permitted",
+        "CreateCustomer.<unknown-field>: Extra inputs are not permitted",
     ),
     "number for a string": (
         body_of(with_payload("CreateCustomer", full_name=42)),
