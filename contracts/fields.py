@@ -164,6 +164,7 @@ class RejectionReason(StrEnum):
     ACCOUNT_NOT_FOUND = "account_not_found"
     ACCOUNT_FROZEN = "account_frozen"
     INSUFFICIENT_FUNDS = "insufficient_funds"
+    BALANCE_LIMIT_EXCEEDED = "balance_limit_exceeded"
     DUPLICATE_REFERENCE = "duplicate_reference"
     CONVERSATION_NOT_FOUND = "conversation_not_found"
     CONVERSATION_CLOSED = "conversation_closed"

@@ -10,6 +10,7 @@
     │   ├── AccountsNotFound            accounts_not_found
     │   ├── AccountFrozen               account_frozen
     │   ├── InsufficientFunds           insufficient_funds
+    │   ├── BalanceLimitExceeded        balance_limit_exceeded
     │   ├── DuplicateReference          duplicate_reference
     │   ├── ConversationNotFound        conversation_not_found
     │   ├── ConversationClosed          conversation_closed
@@ -78,6 +79,12 @@ class InsufficientFunds(DomainError):
     """A debit would take the balance below zero."""
 
     reason = "insufficient_funds"
+
+
+class BalanceLimitExceeded(DomainError):
+    """A credit would take the balance beyond what an account can hold."""
+
+    reason = "balance_limit_exceeded"
 
 
 class DuplicateReference(DomainError):

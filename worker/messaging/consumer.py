@@ -137,8 +137,8 @@ class Consumer:
         try:
             async with self._sequencer.turn(key, turn), self._slots:
                 decision = await self._pipeline.process(parsed)
-                await self._settle(message, parsed, decision)
-            self._observe(parsed, decision, time.perf_counter() - started)
+                settled = await self._settle(message, parsed, decision)
+            self._observe(parsed, decision, settled, time.perf_counter() - started)
             log.info(
                 "message.handled",
                 message_id=parsed.message_id,
@@ -146,7 +146,7 @@ class Consumer:
                 correlation_id=_correlation_id(parsed),
                 attempt=decision.attempt,
                 outcome=decision.outcome,
-                action=decision.action.value,
+                action=decision.action.value if settled else "requeued",
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
         finally:
@@ -156,12 +156,14 @@ class Consumer:
             if self._in_flight == 0:
                 self._idle.set()
 
-    def _observe(self, parsed: Parsed, decision: Decision, seconds: float) -> None:
+    def _observe(self, parsed: Parsed, decision: Decision, settled: bool, seconds: float) -> None:
         # Only known types become label values: a hostile sender must not create series.
         known = parsed.type in COMMAND_TYPES or parsed.type in QUERY_TYPES
         label = parsed.type if known and parsed.type else "invalid"
         self._metrics.commands.labels(label, decision.outcome).inc()
         self._metrics.latency.labels(label).observe(seconds)
+        if not settled:
+            return
         if decision.action is Action.RETRY:
             self._metrics.retries.labels(decision.error_type or "unexpected").inc()
         elif decision.action is Action.DEAD_LETTER:
@@ -169,7 +171,8 @@ class Consumer:
 
     async def _settle(
         self, message: AbstractIncomingMessage, parsed: Parsed, decision: Decision
-    ) -> None:
+    ) -> bool:
+        """Carry out the decision and ack; ``False`` if the delivery went back to the queue."""
         delivery = parsed.delivery
         try:
             if decision.action is Action.RETRY:
@@ -186,6 +189,7 @@ class Consumer:
                 )
                 await self._report_dead_letter(parsed, decision)
             await message.ack()
+            return True
         except Exception as exc:
             log.warning(
                 "message.settle_failed",
@@ -196,19 +200,20 @@ class Consumer:
             await asyncio.sleep(NACK_PAUSE)
             with contextlib.suppress(Exception):
                 await message.nack(requeue=True)
+            return False
 
     async def _report_dead_letter(self, parsed: Parsed, decision: Decision) -> None:
-        event = self._pipeline.dead_letter_event(parsed, decision)
-        pending = PendingEvent(
-            0,
-            event.message_id,
-            event.type,
-            event.routing_key,
-            None,
-            event.correlation_id,
-            event.model_dump_json(),
-        )
         try:
+            event = self._pipeline.dead_letter_event(parsed, decision)
+            pending = PendingEvent(
+                0,
+                event.message_id,
+                event.type,
+                event.routing_key,
+                None,
+                event.correlation_id,
+                event.model_dump_json(),
+            )
             await self._publisher.publish_events([pending])
         except Exception as exc:  # the DLQ holds the message; the report is best effort
             log.warning("dead_letter.report_failed", error=type(exc).__name__)

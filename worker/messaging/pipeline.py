@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import structlog
+from pydantic import TypeAdapter, ValidationError
 
 from contracts import (
     CommandDeadLettered,
@@ -21,10 +22,12 @@ from contracts import (
     CommandRejected,
     EventEnvelope,
     InvalidMessage,
+    MessageId,
     QueryEnvelope,
     QueryResult,
     RequestEnvelope,
     RoutedEvent,
+    TypeName,
     body_digest_id,
     make_event,
     parse_message,
@@ -77,6 +80,21 @@ class Parsed:
         return ordering_key(self.request) if self.request is not None else None
 
 
+# The AMQP message_id/type properties are only a fallback for unreadable bodies, and as
+# free as the body itself: use them only when they have the contract's shape.
+_MESSAGE_ID: TypeAdapter[str] = TypeAdapter(MessageId)
+_TYPE_NAME: TypeAdapter[str] = TypeAdapter(TypeName)
+
+
+def _valid(adapter: TypeAdapter[str], value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return adapter.validate_python(value)
+    except ValidationError:
+        return None
+
+
 def ordering_key(request: RequestEnvelope) -> str | None:
     """The key that orders this request against others (``None``: no ordering needed)."""
     if isinstance(request, QueryEnvelope):
@@ -85,7 +103,8 @@ def ordering_key(request: RequestEnvelope) -> str | None:
     accounts: tuple[str, ...] = getattr(p, "account_numbers", ())
     if len(accounts) == 1:  # freezing one account is ordered with its transactions
         return f"account_number:{accounts[0]}"
-    for name in ("conversation_id", "escalation_id", "account_number", "customer_id"):
+    names = ("conversation_id", "escalation_id", "account_number", "customer_id", "code", "faq_id")
+    for name in names:
         value = getattr(p, name, None)
         if value is not None:
             return f"{name}:{value}"
@@ -116,12 +135,14 @@ class Pipeline:
         size = len(delivery.body)
         if size > self._max_body_bytes:
             reason = f"body of {size} bytes exceeds the {self._max_body_bytes}-byte limit"
-            return Parsed(delivery, None, reason, delivery.message_id, delivery.type)
+            message_id = _valid(_MESSAGE_ID, delivery.message_id)
+            return Parsed(delivery, None, reason, message_id, _valid(_TYPE_NAME, delivery.type))
         try:
             request = parse_message(delivery.body)
         except InvalidMessage as exc:
-            message_id = exc.message_id or delivery.message_id
-            return Parsed(delivery, None, str(exc), message_id, exc.type or delivery.type)
+            message_id = exc.message_id or _valid(_MESSAGE_ID, delivery.message_id)
+            message_type = exc.type or _valid(_TYPE_NAME, delivery.type)
+            return Parsed(delivery, None, str(exc), message_id, message_type)
         if isinstance(request, QueryEnvelope) and not delivery.reply_to:
             reason = "a query must carry the AMQP reply_to property"
             return Parsed(delivery, None, reason, request.message_id, request.type)

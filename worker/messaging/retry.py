@@ -14,6 +14,8 @@ UNEXPECTED_ATTEMPTS = 3
 
 JITTER = 0.1
 
+MAX_RECORDED_ATTEMPTS = 10_000
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -51,6 +53,9 @@ def attempts_so_far(headers: Mapping[str, object]) -> int:
     if isinstance(value, bytes):
         value = value.decode(errors="replace")
     try:
-        return max(0, int(str(value)))
+        count = int(str(value))
     except ValueError:
         return 0
+    # Anyone can set this header: keep it a count the broker can carry (a signed 32-bit
+    # integer) while still far above any configured number of attempts.
+    return min(max(0, count), MAX_RECORDED_ATTEMPTS)

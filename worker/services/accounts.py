@@ -12,6 +12,7 @@ from worker.errors import (
     AccountFrozen,
     AccountNotFound,
     AccountsNotFound,
+    BalanceLimitExceeded,
     DuplicateReference,
     InsufficientFunds,
 )
@@ -19,6 +20,8 @@ from worker.services.base import BaseService, violates
 from worker.services.customers import require_customer
 
 CENT = Decimal("0.01")
+MAX_BALANCE = Decimal("999999999999999.99")
+"""The largest balance the wire format (15 integer digits) and NUMERIC(18, 2) both carry."""
 
 
 class AccountService(BaseService):
@@ -69,6 +72,8 @@ class AccountService(BaseService):
         balance_after = (account.balance + delta).quantize(CENT)
         if balance_after < 0:
             raise InsufficientFunds("the balance does not cover this debit")
+        if balance_after > MAX_BALANCE:
+            raise BalanceLimitExceeded("the balance would exceed the account's limit")
         try:
             transaction = await self.transactions.create(
                 {

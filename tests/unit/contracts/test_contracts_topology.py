@@ -112,7 +112,9 @@ def test_rejection_reasons_cover_every_contract_code() -> None:
         "faq_not_found",
     }
     assert contract_codes <= {reason.value for reason in RejectionReason}
-    assert {reason.value for reason in RejectionReason} - contract_codes == {"invalid_cursor"}
+    # Our extensions, reported on the issue: a bad query cursor and a balance over the limit.
+    extensions = {"invalid_cursor", "balance_limit_exceeded"}
+    assert {reason.value for reason in RejectionReason} - contract_codes == extensions
 
 
 def test_error_types_are_the_dead_letter_header_values() -> None:

@@ -1,0 +1,259 @@
+"""Per-key ordering: the KeyedSequencer's turns, and the ordering key of every request type."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from typing import Any
+
+import pytest
+
+from contracts import COMMAND_TYPES, QUERY_TYPES, example_message, parse_message
+from worker.messaging.ordering import KeyedSequencer
+from worker.messaging.pipeline import ordering_key
+
+pytestmark = pytest.mark.unit
+
+CONVERSATION = "0b6f3c52-8a1d-4f0e-9d8a-3f2b7c1e5a90"
+STEP = 0.5
+"""Seconds a test waits for something that must happen (it happens in microseconds)."""
+
+
+async def settle() -> None:
+    """Let every ready task run until it blocks again."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def work(
+    sequencer: KeyedSequencer,
+    key: str | None,
+    turn: asyncio.Future[None],
+    log: list[str],
+    name: str,
+    *,
+    gate: asyncio.Event | None = None,
+    pause: float = 0.0,
+) -> None:
+    """Take the turn, note the start, wait for the gate or a pause, note the end."""
+    async with sequencer.turn(key, turn):
+        log.append(f"start {name}")
+        if gate is not None:
+            await gate.wait()
+        await asyncio.sleep(pause)
+        log.append(f"end {name}")
+
+
+# --- KeyedSequencer ---------------------------------------------------------------------------
+
+
+async def test_turns_on_one_key_run_in_claim_order_one_at_a_time() -> None:
+    sequencer, log = KeyedSequencer(), []
+    rng = random.Random(3)
+    tasks = []
+    for i in range(20):
+        turn = sequencer.claim("k")  # claimed synchronously, in delivery order
+        pause = rng.uniform(0, 0.005)
+        tasks.append(asyncio.create_task(work(sequencer, "k", turn, log, str(i), pause=pause)))
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert log == [f"{edge} {i}" for i in range(20) for edge in ("start", "end")]
+
+
+async def test_unrelated_keys_run_concurrently() -> None:
+    sequencer, log = KeyedSequencer(), []
+    gate = asyncio.Event()
+    blocked = asyncio.create_task(work(sequencer, "a", sequencer.claim("a"), log, "a", gate=gate))
+    other = asyncio.create_task(work(sequencer, "b", sequencer.claim("b"), log, "b"))
+    await asyncio.wait_for(other, STEP)  # b finishes while a still holds its turn
+    assert log == ["start a", "start b", "end b"]
+    gate.set()
+    await asyncio.wait_for(blocked, STEP)
+
+
+async def test_a_later_claim_on_a_busy_key_waits_for_the_holder() -> None:
+    sequencer, log = KeyedSequencer(), []
+    gate = asyncio.Event()
+    first = asyncio.create_task(work(sequencer, "k", sequencer.claim("k"), log, "1", gate=gate))
+    second = asyncio.create_task(work(sequencer, "k", sequencer.claim("k"), log, "2"))
+    await settle()
+    assert log == ["start 1"]
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(first, second), STEP)
+    assert log == ["start 1", "end 1", "start 2", "end 2"]
+
+
+async def test_the_none_key_never_waits_and_keeps_no_state() -> None:
+    sequencer = KeyedSequencer()
+    turns = [sequencer.claim(None) for _ in range(3)]
+    assert all(t.done() for t in turns)
+    assert len(sequencer) == 0
+    log: list[str] = []
+    gate = asyncio.Event()
+    holder = asyncio.create_task(work(sequencer, None, turns[0], log, "0", gate=gate))
+    free = asyncio.create_task(work(sequencer, None, turns[1], log, "1"))
+    await asyncio.wait_for(free, STEP)
+    gate.set()
+    await asyncio.wait_for(holder, STEP)
+    sequencer.release(None, turns[2])  # a no-op
+    assert len(sequencer) == 0
+
+
+async def test_state_is_dropped_when_a_key_has_no_holder_and_no_waiter() -> None:
+    sequencer, log = KeyedSequencer(), []
+    tasks = [
+        asyncio.create_task(work(sequencer, key, sequencer.claim(key), log, key))
+        for key in ("a", "b", "a", "c")
+    ]
+    assert len(sequencer) == 3
+    await asyncio.wait_for(asyncio.gather(*tasks), STEP)
+    assert len(sequencer) == 0
+
+
+async def test_a_holder_cancelled_mid_work_passes_the_turn_on() -> None:
+    sequencer, log = KeyedSequencer(), []
+    gate = asyncio.Event()
+    holder = asyncio.create_task(work(sequencer, "k", sequencer.claim("k"), log, "1", gate=gate))
+    waiter = asyncio.create_task(work(sequencer, "k", sequencer.claim("k"), log, "2"))
+    await settle()
+    holder.cancel()
+    await asyncio.wait_for(waiter, STEP)
+    assert log == ["start 1", "start 2", "end 2"]
+    assert holder.cancelled()
+    assert len(sequencer) == 0
+
+
+async def test_a_waiter_cancelled_before_its_turn_leaves_the_line() -> None:
+    sequencer, log = KeyedSequencer(), []
+    gate = asyncio.Event()
+    holder = asyncio.create_task(work(sequencer, "k", sequencer.claim("k"), log, "1", gate=gate))
+    doomed = asyncio.create_task(work(sequencer, "k", sequencer.claim("k"), log, "2"))
+    last = asyncio.create_task(work(sequencer, "k", sequencer.claim("k"), log, "3"))
+    await settle()
+    doomed.cancel()
+    await settle()
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(holder, last), STEP)
+    assert doomed.cancelled()
+    assert log == ["start 1", "end 1", "start 3", "end 3"]
+    assert len(sequencer) == 0
+
+
+async def test_a_waiter_cancelled_in_the_same_tick_as_the_holder_releases() -> None:
+    """Shutdown cancels many deliveries at once: the holder's release must skip the waiter
+    whose turn future was just cancelled (not raise ``InvalidStateError``) and wake the next."""
+    sequencer = KeyedSequencer()
+    first, second, third = (sequencer.claim("k") for _ in range(3))
+
+    async def wait_for_turn() -> None:
+        await second  # the task waits on the turn future itself, as ``turn()`` does
+
+    waiter = asyncio.create_task(wait_for_turn())
+    await settle()
+    waiter.cancel()  # cancels ``second`` at once; the task itself runs later
+    sequencer.release("k", first)  # the holder finishes in this same tick
+    await asyncio.gather(waiter, return_exceptions=True)
+    sequencer.release("k", second)  # what the cancelled delivery's ``finally`` does
+    await asyncio.wait_for(third, STEP)
+    sequencer.release("k", third)
+    assert len(sequencer) == 0
+
+
+async def test_releasing_twice_or_an_unknown_turn_is_harmless() -> None:
+    sequencer = KeyedSequencer()
+    first, second = sequencer.claim("k"), sequencer.claim("k")
+    sequencer.release("k", first)
+    sequencer.release("k", first)
+    sequencer.release("other", first)
+    assert second.done()
+    sequencer.release("k", second)
+    assert len(sequencer) == 0
+
+
+# --- ordering keys ----------------------------------------------------------------------------
+
+
+def request(message_type: str, **payload: Any) -> Any:
+    """A parsed request of ``message_type``: the contract's example, payload overridden."""
+    body = example_message(message_type)
+    body["payload"] = {**body["payload"], **payload}
+    body["payload"] = {k: v for k, v in body["payload"].items() if v is not None}
+    return parse_message(json.dumps(body).encode())
+
+
+EXPECTED_KEYS = {
+    "CreateCustomer": "email:ada@example.com",
+    "UpdateCustomer": "customer_id:CUST-000001",
+    "DeleteCustomer": "customer_id:CUST-000001",
+    "OpenAccount": "customer_id:CUST-000001",
+    "RecordTransaction": "account_number:40000001",
+    "StartConversation": f"conversation_id:{CONVERSATION}",
+    "AppendMessage": f"conversation_id:{CONVERSATION}",
+    "EscalateConversation": f"conversation_id:{CONVERSATION}",
+    "ResolveConversation": "escalation_id:ESC-000042",
+    "UpsertProduct": "code:SAV-EASY",  # two upserts of one product keep their order
+    "UpsertFaq": None,  # a new FAQ has no id yet; an update is keyed by its faq_id
+    "FreezeAccounts": None,  # two accounts: no single key (see the one-account test below)
+}
+
+
+def test_the_key_table_covers_every_command_type() -> None:
+    assert set(EXPECTED_KEYS) == set(COMMAND_TYPES)
+
+
+@pytest.mark.parametrize("message_type", sorted(COMMAND_TYPES))
+def test_every_command_type_has_its_ordering_key(message_type: str) -> None:
+    assert ordering_key(request(message_type)) == EXPECTED_KEYS[message_type]
+
+
+@pytest.mark.parametrize("message_type", sorted(QUERY_TYPES))
+def test_queries_are_never_ordered(message_type: str) -> None:
+    assert ordering_key(request(message_type)) is None
+
+
+def test_a_conversation_is_one_key_from_start_to_resolution() -> None:
+    keys = {
+        ordering_key(request("StartConversation")),
+        ordering_key(request("AppendMessage")),
+        ordering_key(request("EscalateConversation")),
+        ordering_key(
+            request("ResolveConversation", escalation_id=None, conversation_id=CONVERSATION)
+        ),
+    }
+    assert keys == {f"conversation_id:{CONVERSATION}"}
+
+
+def test_the_conversation_key_does_not_depend_on_how_the_uuid_is_spelt() -> None:
+    upper = request("AppendMessage", conversation_id=CONVERSATION.upper())
+    assert ordering_key(upper) == ordering_key(request("AppendMessage"))
+
+
+def test_a_conversation_started_without_an_id_is_ordered_by_its_customer() -> None:
+    started = request("StartConversation", conversation_id=None)
+    assert (
+        ordering_key(started) == ordering_key(request("OpenAccount")) == "customer_id:CUST-000001"
+    )
+
+
+def test_a_customers_commands_share_one_key() -> None:
+    keys = {ordering_key(request(t)) for t in ("UpdateCustomer", "DeleteCustomer", "OpenAccount")}
+    assert keys == {"customer_id:CUST-000001"}
+
+
+def test_emails_are_one_key_whatever_their_case() -> None:
+    shouted = request("CreateCustomer", email="ADA@Example.COM")
+    assert ordering_key(shouted) == ordering_key(request("CreateCustomer"))
+
+
+def test_freezing_one_account_is_ordered_with_that_accounts_transactions() -> None:
+    """Freeze then debit, published back to back: the debit must meet a frozen account."""
+    freeze = request("FreezeAccounts", account_numbers=["40000001"])
+    debit = request("RecordTransaction", account_number="40000001")
+    assert ordering_key(freeze) == ordering_key(debit) == "account_number:40000001"
+
+
+def test_unrelated_resources_get_different_keys() -> None:
+    a = request("RecordTransaction", account_number="40000001")
+    b = request("RecordTransaction", account_number="40000002")
+    c = request("UpdateCustomer", customer_id="CUST-000002")
+    assert len({ordering_key(a), ordering_key(b), ordering_key(c)}) == 3
