@@ -18,11 +18,15 @@ NOISY_LOGGERS = ("aio_pika", "aiormq", "sqlalchemy", "alembic", "asyncio")
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Configure structlog and the standard library's logging (idempotent)."""
+    """Configure structlog and the standard library's logging (idempotent).
+
+    Our own lines take structlog's native path (a filtering logger writing straight to
+    stderr): it is several times cheaper than going through ``logging``, and one line is
+    written per handled message. Foreign (stdlib) records get the same processors.
+    """
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
+        structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
         # Tracebacks become text first so that the redaction below scrubs them too.
@@ -35,13 +39,13 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     else:
         renderer = structlog.processors.JSONRenderer()
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, renderer],
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
     handler = logging.StreamHandler(sys.stderr)

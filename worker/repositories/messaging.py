@@ -6,12 +6,41 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, insert, select, true, update
+from sqlalchemy import BigInteger, Table, any_, bindparam, func, insert, select, true, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worker.db.models import InboxMessage, OutboxEvent
+
+# The inbox and outbox sit on every command's hot path. They are written with Core
+# statements built once (no ORM unit of work, no per-call statement construction).
+_INBOX: Table = InboxMessage.__table__  # type: ignore[assignment]
+_OUTBOX: Table = OutboxEvent.__table__  # type: ignore[assignment]
+_CLAIM = {
+    name: dialect_insert(_INBOX)
+    .values(
+        message_id=bindparam("message_id"),
+        message_type=bindparam("message_type"),
+        outcome=bindparam("outcome"),
+    )
+    .on_conflict_do_nothing(index_elements=["message_id"])
+    .returning(_INBOX.c.message_id)
+    for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_ADD_EVENTS = insert(_OUTBOX).returning(_OUTBOX.c.id, sort_by_parameter_order=True)
+_MARK_PUBLISHED = {
+    # One statement text for any number of ids: a prepared statement asyncpg can reuse.
+    "postgresql": update(_OUTBOX)
+    .where(_OUTBOX.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+    .where(_OUTBOX.c.published_at.is_(None))
+    .values(published_at=bindparam("now")),
+    "sqlite": update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .where(_OUTBOX.c.published_at.is_(None))
+    .values(published_at=bindparam("now")),
+}
 
 
 class InboxRepository:
@@ -33,15 +62,8 @@ class InboxRepository:
         transaction and then sees the conflict (or wins if the first rolled back).
         """
         values = {"message_id": message_id, "message_type": message_type, "outcome": outcome}
-        dialect = self.session.get_bind().dialect.name
-        insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = (
-            insert_(InboxMessage)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=[InboxMessage.message_id])
-            .returning(InboxMessage.message_id)
-        )
-        return (await self.session.scalar(stmt)) is not None
+        stmt = _CLAIM[self.session.get_bind().dialect.name]
+        return (await self.session.scalar(stmt, values)) is not None
 
     async def add(self, message_id: str, message_type: str, outcome: str) -> None:
         """Record the message id; a concurrent duplicate fails on the primary key."""
@@ -99,9 +121,7 @@ class OutboxRepository:
             }
             for e in events
         ]
-        result = await self.session.execute(
-            insert(OutboxEvent).returning(OutboxEvent.id, sort_by_parameter_order=True), rows
-        )
+        result = await self.session.execute(_ADD_EVENTS, rows)
         return [int(row_id) for row_id in result.scalars().all()]
 
     async def claim_unsent(
@@ -139,13 +159,9 @@ class OutboxRepository:
         """Mark events as confirmed by the broker; returns rows changed."""
         if not ids:
             return 0
-        stmt = (
-            update(OutboxEvent)
-            .where(OutboxEvent.id.in_(list(ids)), OutboxEvent.published_at.is_(None))
-            .values(published_at=datetime.now(UTC))
-            .execution_options(synchronize_session=False)
-        )
-        return int((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+        stmt = _MARK_PUBLISHED[self.session.get_bind().dialect.name]
+        params = {"ids": list(ids), "now": datetime.now(UTC)}
+        return int((await self.session.execute(stmt, params)).rowcount)  # type: ignore[attr-defined]
 
     async def backlog(self) -> tuple[int, datetime | None]:
         """How many events are unsent and when the oldest was committed."""
