@@ -1,0 +1,200 @@
+"""Results: the JSON document, a one-line summary per run, and Markdown tables.
+
+``python -m bench.report bench/results/FILE.json`` prints the Markdown used in
+``bench/README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_ratios(runs: list[dict[str, Any]]) -> None:
+    """Give every measured run its throughput as a ratio to a baseline: the asyncio baseline
+    of its own group and round if there is one, else of its group, else the main one."""
+    bases: dict[tuple[str, int | None], float] = {}
+    for run in runs:
+        spec = run["spec"]
+        if spec["target"] == "baseline" and not spec["uvloop"] and "throughput" in run:
+            value = float(run["throughput"]["msgs_per_s"])
+            bases.setdefault((spec["group"], spec.get("round", 1)), value)
+            bases.setdefault((spec["group"], None), value)
+    for run in runs:
+        group, round_ = run["spec"]["group"], run["spec"].get("round", 1)
+        base = bases.get((group, round_)) or bases.get((group, None)) or bases.get(("main", None))
+        if base and "throughput" in run:
+            run["ratio_to_baseline"] = round(run["throughput"]["msgs_per_s"] / base, 2)
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over the main runs (one per round): throughput, ratio, p99."""
+    main = [r for r in runs if r["spec"]["group"] == "main" and "throughput" in r]
+    out: dict[str, Any] = {}
+    for target in ("baseline", "worker"):
+        mine = [r for r in main if r["spec"]["target"] == target]
+        if mine:
+            out[target] = {
+                "rounds": len(mine),
+                "msgs_per_s": [r["throughput"]["msgs_per_s"] for r in mine],
+                "msgs_per_s_median": median(r["throughput"]["msgs_per_s"] for r in mine),
+                "p99_ms_median": median(r["latency"]["p99_ms"] for r in mine if "latency" in r),
+            }
+    ratios = [
+        r["ratio_to_baseline"]
+        for r in main
+        if r["spec"]["target"] == "worker" and "ratio_to_baseline" in r
+    ]
+    if ratios:
+        out["ratio_median"] = median(ratios)
+        out["ratios"] = ratios
+    return out
+
+
+def median(values: Any) -> float | None:
+    """The median, or None without values."""
+    ordered = sorted(values)
+    return statistics.median(ordered) if ordered else None
+
+
+def _cell(run: dict[str, Any], *path: str, fmt: str = "{}") -> str:
+    value: Any = run
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return "-"
+        value = value[key]
+    return fmt.format(value)
+
+
+def line(run: dict[str, Any]) -> str:
+    """One human-readable line about a run."""
+    label = run["spec"]["label"]
+    if "error" in run:
+        return f"{label}: FAILED {run['error']}"
+    return (
+        f"{label}: {_cell(run, 'throughput', 'msgs_per_s')} msgs/s"
+        f" (x{run.get('ratio_to_baseline', '?')} baseline),"
+        f" p50/p95/p99 {_cell(run, 'latency', 'p50_ms')}/{_cell(run, 'latency', 'p95_ms')}/"
+        f"{_cell(run, 'latency', 'p99_ms')} ms, peak RSS {run.get('peak_rss_mb')} MiB,"
+        f" CPU cores worker/broker/db/driver/other {_cores(run)}"
+    )
+
+
+def _cores(run: dict[str, Any]) -> str:
+    cores = run.get("cpu", {}).get("cores", {})
+    return "/".join(
+        f"{cores.get(k, 0):.2f}" for k in ("worker", "broker", "database", "driver", "other")
+    )
+
+
+def _ms(run: dict[str, Any]) -> str:
+    per = run.get("cpu", {}).get("ms_per_msg", {})
+    return "/".join(f"{per.get(k, 0):.2f}" for k in ("worker", "broker", "database"))
+
+
+RUN_HEADER = (
+    "| run | procs | prefetch | conc | loop | log | N | msgs/s | x baseline | p50 ms | p95 ms "
+    "| p99 ms | peak RSS MiB | CPU cores w/b/db/drv/other | CPU ms/msg w/b/db | writes/msg db/b |\n"
+    "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+    "| --- | --- | --- |"
+)
+
+
+def run_row(run: dict[str, Any]) -> str:
+    """One Markdown table row."""
+    s = run["spec"]
+    if "error" in run:
+        return f"| {s['label']} | {s['processes']} | | | | | {s['n']} | failed | | | | | | | | |"
+    rss = run.get("peak_rss_mb") or []
+    return (
+        f"| {s['label']} | {s['processes']} | {s['prefetch']} | {s['concurrency']} "
+        f"| {'uvloop' if s['uvloop'] else 'asyncio'} | {s['log_level']} | {s['n']} "
+        f"| {_cell(run, 'throughput', 'msgs_per_s')} | {run.get('ratio_to_baseline', '-')} "
+        f"| {_cell(run, 'latency', 'p50_ms')} | {_cell(run, 'latency', 'p95_ms')} "
+        f"| {_cell(run, 'latency', 'p99_ms')} | {' + '.join(str(r) for r in rss)} "
+        f"| {_cores(run)} | {_ms(run)} | {_writes(run)} |"
+    )
+
+
+def _writes(run: dict[str, Any]) -> str:
+    writes = run.get("cpu", {}).get("worker_writes_per_msg")
+    return f"{writes['database']}/{writes['broker']}" if writes else "-"
+
+
+def profile_table(profile: dict[str, Any]) -> str:
+    """The top frames by own and by total time, side by side."""
+    rows = [
+        "| # | own % | frame (own) | total % | frame (total) |",
+        "| ---: | ---: | --- | ---: | --- |",
+    ]
+    own, total = profile["top_own"], profile["top_total"]
+    for i in range(max(len(own), len(total))):
+        o = own[i] if i < len(own) else {"pct": "", "frame": ""}
+        t = total[i] if i < len(total) else {"pct": "", "frame": ""}
+        rows.append(f"| {i + 1} | {o['pct']} | `{o['frame']}` | {t['pct']} | `{t['frame']}` |")
+    return "\n".join(rows)
+
+
+def area_table(profile: dict[str, Any]) -> str:
+    """Own and inclusive time per library."""
+    total = {a["area"]: a["pct"] for a in profile.get("total_by_area", [])}
+    rows = ["| library | own % | total % |", "| --- | ---: | ---: |"]
+    rows += [
+        f"| {a['area']} | {a['pct']} | {total.get(a['area'], '')} |" for a in profile["own_by_area"]
+    ]
+    return "\n".join(rows)
+
+
+def worker_table(profile: dict[str, Any]) -> str:
+    """Our own frames by total time, and the roots of the sampled stacks."""
+    rows = ["| total % | our frame |", "| ---: | --- |"]
+    rows += [f"| {f['pct']} | `{f['frame']}` |" for f in profile.get("top_worker", [])]
+    rows += ["", "| samples % | stack root |", "| ---: | --- |"]
+    rows += [f"| {f['pct']} | `{f['frame']}` |" for f in profile.get("roots", [])]
+    return "\n".join(rows)
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """Every table of one results document."""
+    m = doc["machine"]
+    parts = [
+        f"{m['date']} · {m['cpu_count']} x {m['cpu_model']} · {m['ram_gb']} GiB · Python "
+        f"{m['python']} · RabbitMQ {doc['servers'].get('rabbitmq')} · PostgreSQL "
+        f"{doc['servers'].get('postgresql')} · load before {m['load_average']}",
+        "",
+        RUN_HEADER,
+        *(run_row(r) for r in doc["runs"]),
+    ]
+    for run in doc["runs"]:
+        if "profile" in run:
+            parts += [
+                "",
+                f"Profile of {run['spec']['label']} ({run['profile']['samples']} samples)",
+            ]
+            parts += ["", profile_table(run["profile"]), "", area_table(run["profile"])]
+            parts += ["", worker_table(run["profile"])]
+        if run["spec"]["group"] == "soak" and "rss" in run:
+            r = run["rss"]
+            parts += [
+                "",
+                f"Soak {run['spec']['n']}: RSS first {r['first_mb']} MiB, last {r['last_mb']}, "
+                f"max {r['max_mb']}; drift {r['drift_pct']}% "
+                f"({r['drift_after_warm_pct']}% after the first 10%)",
+            ]
+    return "\n".join(parts)
+
+
+def write(doc: dict[str, Any], path: Path) -> None:
+    """Write the results document (atomically: a partial file never replaces a good one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    tmp.replace(path)
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:]:
+        print(markdown(json.loads(Path(name).read_text())))

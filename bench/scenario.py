@@ -1,0 +1,145 @@
+"""One benchmark run: fresh vhost and database, processes started, warm-up, measured phases.
+
+Phases, in order:
+
+1. warm-up through the system under test (customers, then accounts and conversations, then
+   one transaction and one message each), not measured;
+2. throughput: the ``n``-command mix published as fast as possible (``backlog`` caps the
+   commands awaiting their event, for the soak); CPU split, RSS samples and (optionally) a
+   py-spy profile cover this phase;
+3. latency: a fixed rate of half the throughput just measured, for ``latency_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from bench import flame, profiling
+from bench.driver import Driver, Names
+from bench.env import Servers, sandbox
+from bench.procs import (
+    BaselineTarget,
+    CpuMeter,
+    RssSampler,
+    Target,
+    WorkerTarget,
+    peak_rss_mb,
+    worker_env,
+)
+from bench.workload import Workload, entity_count
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What one run measures, and with which settings."""
+
+    label: str
+    group: str = "main"
+    target: Literal["worker", "baseline"] = "worker"
+    n: int = 20_000
+    prefetch: int = 300
+    concurrency: int = 16
+    processes: int = 1
+    uvloop: bool = False
+    log_level: str = "INFO"
+    latency_seconds: float = 15.0
+    backlog: int | None = None
+    rss_interval: float = 1.0
+    profile_seconds: float = 0.0
+    round: int = 1
+
+    def settings(self) -> dict[str, str]:
+        """The ``WORKER_*`` variables of the processes (the pool is sized to the concurrency)."""
+        return {
+            "WORKER_PREFETCH": str(self.prefetch),
+            "WORKER_CONCURRENCY": str(self.concurrency),
+            "WORKER_DB_POOL_SIZE": str(max(10, self.concurrency)),
+            "WORKER_EVENT_LOOP": "uvloop" if self.uvloop else "asyncio",
+            "WORKER_LOG_LEVEL": self.log_level,
+        }
+
+
+async def run(spec: Spec, servers: Servers, artifacts: Path) -> dict[str, Any]:
+    """Run one spec; the result has ``error`` instead of measurements when it failed."""
+    started = time.monotonic()
+    result: dict[str, Any] = {"spec": asdict(spec), "settings": spec.settings()}
+    with sandbox(servers) as box, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        env = worker_env(box.amqp_url, box.database_url, spec.settings())
+        kind = WorkerTarget if spec.target == "worker" else BaselineTarget
+        target: Target = kind(env, spec.processes, Path(tmp))
+        driver: Driver | None = None
+        try:
+            await asyncio.to_thread(target.start)
+            driver = await Driver.connect(box.amqp_url, Names())
+            await driver.wait_ready(spec.processes, target.check)
+            workload = Workload()
+            count = entity_count(spec.n)
+            result["warmup_commands"] = await driver.warm_up(workload, count, target.check)
+            result.update(await _measure(spec, driver, workload, target, artifacts))
+            result["peak_rss_mb"] = [peak_rss_mb(pid) for pid in target.pids]
+        except Exception as exc:
+            result["error"] = f"{type(exc).__name__}: {exc}"
+            result["log_tail"] = target.log_tail(0) if target.procs else ""
+        finally:
+            if driver is not None:
+                await driver.close()
+            result["exit_codes"] = await asyncio.to_thread(target.stop)
+    result["wall_s"] = round(time.monotonic() - started, 1)
+    return result
+
+
+async def _measure(
+    spec: Spec, driver: Driver, workload: Workload, target: Target, artifacts: Path
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    meter = CpuMeter(target.pids)
+    sampler = RssSampler(target.pids, spec.rss_interval)
+    raw = artifacts.with_suffix(".profile.txt")
+    spy = (
+        profiling.start(target.pids[0], spec.profile_seconds, raw) if spec.profile_seconds else None
+    )
+    sampler.start()
+    meter.start()
+    out["throughput"] = await driver.burst(workload.mixed(spec.n), target.check, spec.backlog)
+    out["cpu"] = meter.stop(spec.n)
+    out["rss"] = rss_summary(sampler.stop(), keep_samples=spec.group == "soak")
+    if spy is not None:
+        await asyncio.to_thread(profiling.finish, spy)
+        out["profile"] = profiling.summarise(raw)
+        svg = artifacts.with_suffix(".profile.svg")
+        flame.render(raw, svg, f"fca-worker, {spec.label}: py-spy, CPU samples")
+        out["profile"]["files"] = {"raw": profiling.compress(raw).name, "svg": svg.name}
+    if spec.latency_seconds > 0:
+        rate = out["throughput"]["msgs_per_s"] / 2
+        count = max(50, min(spec.n, int(rate * spec.latency_seconds)))
+        out["latency"] = await driver.steady(list(workload.mixed(count)), rate, target.check)
+    return out
+
+
+def rss_summary(samples: list[tuple[float, float]], *, keep_samples: bool) -> dict[str, Any]:
+    """First, last and largest total RSS (MiB) during the phase, and the drift.
+
+    ``drift_pct`` compares the last sample with the first; ``drift_after_warm_pct`` with the
+    first sample after 10% of the phase (allocator pools and caches filled by then).
+    """
+    if not samples:
+        return {}
+    first, last = samples[0][1], samples[-1][1]
+    settle_at = samples[-1][0] * 0.1
+    settled = next(mib for t, mib in samples if t >= settle_at)
+    summary: dict[str, Any] = {
+        "first_mb": first,
+        "last_mb": last,
+        "max_mb": max(mib for _, mib in samples),
+        "drift_pct": round(100 * (last - first) / first, 1),
+        "drift_after_warm_pct": round(100 * (last - settled) / settled, 1),
+        "samples": len(samples),
+    }
+    if keep_samples:
+        summary["series"] = samples
+    return summary
