@@ -20,7 +20,9 @@
     ├── RepositoryError             a caller misused a repository (a bug, not bad input)
     │   ├── UnknownFilterField
     │   └── InvalidCursor               also a DomainError-like rejection for queries
-    └── TransientError              worth retrying: the database or broker was unavailable
+    ├── TransientError              worth retrying: the database or broker was unavailable
+    ├── StartupError                a service is unreachable at start-up (worker/startup.py)
+    └── DlqError                    the DLQ tool cannot carry out an operation (worker/dlq)
 
 Driver errors (SQLAlchemy, asyncpg, aio-pika) are translated into this tree in one
 place, :mod:`worker.classify`, which decides each delivery's outcome.
