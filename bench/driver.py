@@ -97,14 +97,18 @@ class Driver:
         publish = await aiormq.connect(amqp_url)
         subscribe = await aiormq.connect(amqp_url)
         driver = cls(publish, subscribe, names)
-        driver._channel = await publish.channel(publisher_confirms=True)
-        for exchange in (names.commands_exchange, names.events_exchange):
-            await driver._channel.exchange_declare(exchange, exchange_type="topic", durable=True)
-        channel = await subscribe.channel()
-        declared = await channel.queue_declare("", exclusive=True, auto_delete=True)
-        queue = declared.queue or ""
-        await channel.queue_bind(queue, names.events_exchange, routing_key="#")
-        await channel.basic_consume(queue, driver.sink.on_message, no_ack=True)
+        try:
+            driver._channel = await publish.channel(publisher_confirms=True)
+            for name in (names.commands_exchange, names.events_exchange):
+                await driver._channel.exchange_declare(name, exchange_type="topic", durable=True)
+            channel = await subscribe.channel()
+            declared = await channel.queue_declare("", exclusive=True, auto_delete=True)
+            queue = declared.queue or ""
+            await channel.queue_bind(queue, names.events_exchange, routing_key="#")
+            await channel.basic_consume(queue, driver.sink.on_message, no_ack=True)
+        except BaseException:
+            await driver.close()
+            raise
         return driver
 
     async def close(self) -> None:
