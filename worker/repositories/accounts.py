@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from worker.db.models import Account
 from worker.repositories.base import BaseRepository, clamp_limit
 from worker.repositories.sequences import next_number
 
 ACCOUNT_NUMBER_BASE = 10_000_000
+
+
+_BY_NUMBER = select(Account).where(Account.account_number == bindparam("number")).limit(1)
+_LOCK_BY_NUMBER = _BY_NUMBER.with_for_update().execution_options(populate_existing=True)
 
 
 class AccountRepository(BaseRepository[Account]):
@@ -20,7 +24,7 @@ class AccountRepository(BaseRepository[Account]):
 
     async def find_by_account_number(self, account_number: str) -> Account | None:
         """The account with this number."""
-        return await self._one(select(Account).where(Account.account_number == account_number))
+        return await self.session.scalar(_BY_NUMBER, {"number": account_number})
 
     async def lock_by_account_number(self, account_number: str) -> Account | None:
         """The account, locked for this transaction (``SELECT … FOR UPDATE`` on PostgreSQL).
@@ -29,13 +33,7 @@ class AccountRepository(BaseRepository[Account]):
         SQLite ignores the clause; its ``BEGIN IMMEDIATE`` already serialises writers.
         ``populate_existing`` makes sure a cached object is refreshed from the locked row.
         """
-        stmt = (
-            select(Account)
-            .where(Account.account_number == account_number)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        return await self._one(stmt)
+        return await self.session.scalar(_LOCK_BY_NUMBER, {"number": account_number})
 
     async def list_by_customer(self, customer_pk: int, *, limit: int = 100) -> list[Account]:
         """A customer's accounts, newest first."""

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from worker.db.models import Conversation, Message
 from worker.repositories.base import BaseRepository, Page, keyset_page
 from worker.repositories.sequences import next_number
+
+_BY_UUID = select(Conversation).where(Conversation.conversation_id == bindparam("uuid")).limit(1)
+_LOCK_BY_UUID = _BY_UUID.with_for_update().execution_options(populate_existing=True)
+_NEXT_SEQUENCE = select(func.coalesce(func.max(Message.sequence), 0) + 1).where(
+    Message.conversation_id == bindparam("conversation_pk")
+)
 
 
 class ConversationRepository(BaseRepository[Conversation]):
@@ -20,10 +26,8 @@ class ConversationRepository(BaseRepository[Conversation]):
         self, conversation_id: uuid.UUID, *, for_update: bool = False
     ) -> Conversation | None:
         """The conversation with this UUID, optionally locked for this transaction."""
-        stmt = select(Conversation).where(Conversation.conversation_id == conversation_id)
-        if for_update:
-            stmt = stmt.with_for_update().execution_options(populate_existing=True)
-        return await self._one(stmt)
+        stmt = _LOCK_BY_UUID if for_update else _BY_UUID
+        return await self.session.scalar(stmt, {"uuid": conversation_id})
 
     async def find_by_ticket_id(
         self, escalation_id: str, *, for_update: bool = False
@@ -78,7 +82,6 @@ class MessageRepository(BaseRepository[Message]):
 
     async def next_sequence(self, conversation_pk: int) -> int:
         """The next sequence number; call it with the conversation row locked."""
-        stmt = select(func.coalesce(func.max(Message.sequence), 0) + 1).where(
-            Message.conversation_id == conversation_pk
+        return int(
+            await self.session.scalar(_NEXT_SEQUENCE, {"conversation_pk": conversation_pk}) or 1
         )
-        return int(await self.session.scalar(stmt) or 1)

@@ -9,6 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worker.db.models import IdCounter
 
 
+_NEXTVAL = {
+    name: text(f"SELECT nextval('{name}_number_seq')")
+    for name in ("customer", "account", "escalation", "faq")
+}
+
+
 async def next_number(session: AsyncSession, name: str) -> int:
     """The next number of the counter ``name`` (``customer``, ``account``, ``escalation``, ``faq``).
 
@@ -17,7 +23,7 @@ async def next_number(session: AsyncSession, name: str) -> int:
     no sequences but serialises writers, so an upsert on a counter row is just as safe.
     """
     if session.get_bind().dialect.name == "postgresql":
-        return int(await session.scalar(text(f"SELECT nextval('{name}_number_seq')")) or 0)
+        return int(await session.scalar(_NEXTVAL[name]) or 0)
     await session.execute(
         sqlite_insert(IdCounter).values(name=name, value=0).on_conflict_do_nothing()
     )

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from worker.db.models import Transaction
 from worker.repositories.base import BaseRepository, clamp_limit
+
+_BY_REFERENCE = (
+    select(Transaction)
+    .where(
+        Transaction.account_id == bindparam("account_id"),
+        Transaction.reference == bindparam("reference"),
+    )
+    .limit(1)
+)
 
 
 class TransactionRepository(BaseRepository[Transaction]):
@@ -26,8 +35,5 @@ class TransactionRepository(BaseRepository[Transaction]):
 
     async def find_by_reference(self, account_pk: int, reference: str) -> Transaction | None:
         """The account's transaction with this reference."""
-        return await self._one(
-            select(Transaction).where(
-                Transaction.account_id == account_pk, Transaction.reference == reference
-            )
-        )
+        params = {"account_id": account_pk, "reference": reference}
+        return await self.session.scalar(_BY_REFERENCE, params)
