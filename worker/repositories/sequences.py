@@ -8,7 +8,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from worker.db.models import IdCounter
 
-
 _NEXTVAL = {
     name: text(f"SELECT nextval('{name}_number_seq')")
     for name in ("customer", "account", "escalation", "faq")
