@@ -38,7 +38,7 @@ from tests.support.private import (
     private_rabbitmq,
     rabbitmq_installed,
 )
-from tests.support.services import create_database
+from tests.support.services import NO_SERVICE, create_database
 
 pytestmark = pytest.mark.e2e
 
@@ -345,13 +345,13 @@ def outage(
     env = isolated_worker_env(WORKER_METRICS_PORT=port, WORKER_OUTBOX_POLL_INTERVAL="0.5")
     if request.param == "database":
         if not postgres_installed():
-            pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+            pytest.skip(f"{NO_SERVICE} PostgreSQL binaries (initdb, pg_ctl) are not installed")
         with private_postgres() as pg:
             env = replace(env, database_url=create_database(pg.url, prefix="worker_e2e_"))
             yield Outage(env, pg.stop, pg.start)
     else:
         if not rabbitmq_installed():
-            pytest.skip("RabbitMQ (rabbitmq-server, rabbitmqctl) is not installed")
+            pytest.skip(f"{NO_SERVICE} RabbitMQ (rabbitmq-server, rabbitmqctl) is not installed")
         with private_rabbitmq() as rabbit:
             yield Outage(replace(env, amqp_url=rabbit.url), rabbit.stop, rabbit.start)
 
