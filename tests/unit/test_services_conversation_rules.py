@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.factories import conversation_data, customer_data
-from worker.db.models import Conversation, Customer
+from worker.db.models import Conversation, Customer, Message
 from worker.errors import (
     AlreadyEscalated,
     ConversationClosed,
@@ -131,18 +131,22 @@ async def test_start_conversation_for_an_unknown_customer_is_rejected(service: A
         await service.start_conversation(customer_id="CUST-404", channel="chat")
 
 
-async def test_append_message_numbers_after_the_last_message(service: Any) -> None:
+async def test_append_message_appends_to_the_locked_conversation_and_touches_it(
+    service: Any,
+) -> None:
     conversation = _conversation(service)
-    service.messages.next_sequence.return_value = 4
-    service.messages.create.side_effect = lambda data: data
+    appended = Message(conversation_id=conversation.id, sequence=4, role="agent", content="hi")
+    service.messages.append.return_value = appended
 
     message = await service.append_message(
         conversation_id=conversation.conversation_id, role="agent", content="hi"
     )
 
-    assert message["sequence"] == 4
-    service.messages.next_sequence.assert_awaited_once_with(conversation.id)
-    service.conversations.update.assert_awaited_once()
+    assert message is appended
+    lookup = service.conversations.find_by_conversation_id.call_args
+    assert lookup.kwargs == {"for_update": True}  # numbering relies on the row lock
+    service.messages.append.assert_awaited_once_with(conversation.id, "agent", "hi")
+    service.conversations.touch.assert_awaited_once_with(conversation.id)
 
 
 async def test_append_message_to_a_resolved_conversation_is_rejected(service: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, insert, select, update
 
 from worker.db.models import Conversation, Message
 from worker.repositories.base import BaseRepository, Page, keyset_page
@@ -14,6 +14,12 @@ _BY_UUID = select(Conversation).where(Conversation.conversation_id == bindparam(
 _LOCK_BY_UUID = _BY_UUID.with_for_update().execution_options(populate_existing=True)
 _NEXT_SEQUENCE = select(func.coalesce(func.max(Message.sequence), 0) + 1).where(
     Message.conversation_id == bindparam("conversation_pk")
+)
+_TOUCH = (
+    update(Conversation)
+    .where(Conversation.id == bindparam("pk"))
+    .values(updated_at=func.now())
+    .execution_options(synchronize_session=False)
 )
 
 
@@ -65,6 +71,10 @@ class ConversationRepository(BaseRepository[Conversation]):
             descending=False,
         )
 
+    async def touch(self, conversation_pk: int) -> None:
+        """Mark the conversation as active now (``updated_at``), in one statement built once."""
+        await self.session.execute(_TOUCH, {"pk": conversation_pk})
+
     async def next_escalation_id(self) -> str:
         """A fresh, unique ``ESC-000001``-style ticket id."""
         return f"ESC-{await next_number(self.session, 'escalation'):06d}"
@@ -79,6 +89,25 @@ class MessageRepository(BaseRepository[Message]):
         """Every message of the conversation, by sequence."""
         stmt = select(Message).where(Message.conversation_id == conversation_pk)
         return await self._all(stmt.order_by(Message.sequence))
+
+    async def append(self, conversation_pk: int, role: str, content: str) -> Message:
+        """Insert the conversation's next message; its sequence is computed in the INSERT.
+
+        Call it with the conversation row locked. ``sequence`` is a subquery
+        (``max(sequence) + 1``) evaluated by the database and returned with RETURNING, so
+        numbering costs no separate round trip.
+        """
+        sequence = (
+            select(func.coalesce(func.max(Message.sequence), 0) + 1)
+            .where(Message.conversation_id == conversation_pk)
+            .scalar_subquery()
+        )
+        stmt = (
+            insert(Message)
+            .values(conversation_id=conversation_pk, sequence=sequence, role=role, content=content)
+            .returning(Message)
+        )
+        return (await self.session.scalars(stmt)).one()
 
     async def next_sequence(self, conversation_pk: int) -> int:
         """The next sequence number; call it with the conversation row locked."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 
 from worker.db.models import Conversation, Message
@@ -75,16 +74,8 @@ class ConversationService(BaseService):
     ) -> Message:
         """Append a message numbered after the last one (the conversation row is locked)."""
         conversation = await self._open_locked(conversation_id)
-        sequence = await self.messages.next_sequence(conversation.id)
-        message = await self.messages.create(
-            {
-                "conversation_id": conversation.id,
-                "sequence": sequence,
-                "role": role,
-                "content": content,
-            }
-        )
-        await self.conversations.update(conversation.id, {"updated_at": func.now()})
+        message = await self.messages.append(conversation.id, role, content)
+        await self.conversations.touch(conversation.id)
         return message
 
     async def escalate(
