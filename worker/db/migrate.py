@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -35,8 +34,3 @@ async def upgrade_engine(engine: AsyncEngine, revision: str = "head") -> None:
 
     async with engine.begin() as connection:
         await connection.run_sync(_upgrade)
-
-
-def upgrade_in_thread(url: str) -> asyncio.Future[None]:
-    """Run :func:`upgrade` off the event loop (Alembic's env uses ``asyncio.run``)."""
-    return asyncio.get_running_loop().run_in_executor(None, upgrade, url)

@@ -87,12 +87,6 @@ class Publisher:
         exchange = await self._default_exchange()
         await exchange.publish(message, routing_key=queue, mandatory=True)
 
-    async def to_exchange(
-        self, exchange: AbstractExchange, routing_key: str, message: Message
-    ) -> None:
-        """Publish a prepared message to an exchange, mandatory (a replay must be routed)."""
-        await exchange.publish(message, routing_key=routing_key, mandatory=True)
-
 
 def json_message(
     body: bytes,
