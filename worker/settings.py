@@ -70,8 +70,3 @@ class Settings(BaseSettings):
         if not value or any(d <= 0 for d in value):
             raise ValueError("must be one or more positive whole seconds, e.g. 1,5,30")
         return value
-
-    @property
-    def is_sqlite(self) -> bool:
-        """Whether the database is the embedded SQLite file."""
-        return self.database_url.get_secret_value().startswith("sqlite")

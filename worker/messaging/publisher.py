@@ -41,9 +41,6 @@ class Publisher:
         self._channel = channel
         self._events = events
 
-    async def _default_exchange(self) -> AbstractExchange:
-        return self._channel.default_exchange
-
     async def publish_events(self, events: Sequence[PendingEvent]) -> None:
         """Publish events (and their replies) concurrently; returns once all are confirmed."""
         await asyncio.gather(*(self._publish_event(e) for e in events))
@@ -56,8 +53,7 @@ class Publisher:
 
     async def reply(self, reply_to: str, message: Message) -> None:
         """Send a message straight to a ``reply_to`` queue through the default exchange."""
-        exchange = await self._default_exchange()
-        await exchange.publish(message, routing_key=reply_to, mandatory=False)
+        await self._channel.default_exchange.publish(message, routing_key=reply_to, mandatory=False)
 
     async def to_queue(
         self,
@@ -84,8 +80,7 @@ class Publisher:
             timestamp=datetime.now(UTC),
             expiration=expiration_ms / 1000 if expiration_ms is not None else None,
         )
-        exchange = await self._default_exchange()
-        await exchange.publish(message, routing_key=queue, mandatory=True)
+        await self._channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
 
 
 def json_message(
