@@ -1,362 +1,73 @@
 """The fca-worker wire contract: messages, topology names and schema generation.
 
-Importable on its own: it depends on pydantic and the standard library only.
+Importable on its own: it depends on pydantic and the standard library only. Every name a
+module lists in its ``__all__`` is exported here, so a message added to a resource module
+needs no change in this file.
 """
 
+# ruff: noqa: F403
 from __future__ import annotations
 
-from contracts.base import (
-    CommandEnvelope,
-    ContractModel,
-    EventEnvelope,
-    MessageEnvelope,
-    Payload,
-    QueryEnvelope,
-    RequestEnvelope,
-    RoutedEvent,
+from contracts import (
+    accounts,
+    base,
+    catalog,
+    compat,
+    conversations,
+    customers,
+    examples,
+    fields,
+    headers,
+    ids,
+    ordering,
+    parsing,
+    registry,
+    replies,
+    resources,
+    schema,
+    topology,
+    transactions,
+    transcripts,
 )
-from contracts.commands import (
-    AppendMessage,
-    AppendMessagePayload,
-    CreateCustomer,
-    CreateCustomerPayload,
-    CustomerFields,
-    DeleteCustomer,
-    DeleteCustomerPayload,
-    EscalateConversation,
-    EscalateConversationPayload,
-    FreezeAccounts,
-    FreezeAccountsPayload,
-    OpenAccount,
-    OpenAccountPayload,
-    RecordTransaction,
-    RecordTransactionPayload,
-    ResolveConversation,
-    ResolveConversationPayload,
-    StartConversation,
-    StartConversationPayload,
-    UpdateCustomer,
-    UpdateCustomerPayload,
-    UpsertFaq,
-    UpsertFaqPayload,
-    UpsertProduct,
-    UpsertProductPayload,
-)
-from contracts.compat import (
-    SnapshotDiff,
-    compare_snapshots,
-    incompatible_changes,
-)
-from contracts.events import (
-    AccountOpened,
-    AccountOpenedPayload,
-    AccountsFrozen,
-    AccountsFrozenPayload,
-    ConversationEscalated,
-    ConversationEscalatedPayload,
-    ConversationResolved,
-    ConversationResolvedPayload,
-    ConversationStarted,
-    ConversationStartedPayload,
-    CustomerChanges,
-    CustomerCreated,
-    CustomerCreatedPayload,
-    CustomerDeleted,
-    CustomerDeletedPayload,
-    CustomerUpdated,
-    CustomerUpdatedPayload,
-    FaqUpserted,
-    FaqUpsertedPayload,
-    MessageAppended,
-    MessageAppendedPayload,
-    ProductUpserted,
-    ProductUpsertedPayload,
-    TransactionRecorded,
-    TransactionRecordedPayload,
-)
-from contracts.examples import (
-    example_message,
-    example_payload,
-    example_result_payload,
-)
-from contracts.fields import (
-    AccountNumber,
-    AccountType,
-    BusinessId,
-    Channel,
-    ConversationId,
-    ConversationStatus,
-    CorrelationId,
-    Currency,
-    Cursor,
-    Direction,
-    Email,
-    ErrorType,
-    FullName,
-    InterestRate,
-    Keyword,
-    MessageId,
-    Money,
-    Phone,
-    PositiveMoney,
-    Priority,
-    Reference,
-    RejectionReason,
-    Role,
-    Timestamp,
-    TypeName,
-    multi_line,
-    single_line,
-)
-from contracts.ids import (
-    EVENT_ID_NAMESPACE,
-    body_digest_id,
-    event_id,
-    make_event,
-)
-from contracts.parsing import (
-    MAX_ERROR_MESSAGE_CHARS,
-    InvalidMessage,
-    describe_validation_error,
-    dump_message,
-    parse_event,
-    parse_message,
-)
-from contracts.queries import (
-    GetCustomer,
-    GetCustomerPayload,
-    ListCustomerAccounts,
-    ListCustomerAccountsPayload,
-    ListCustomerConversations,
-    ListCustomerConversationsPayload,
-    ListEscalatedConversations,
-    ListEscalatedConversationsPayload,
-    ListRecentTransactions,
-    ListRecentTransactionsPayload,
-    SearchFaq,
-    SearchFaqPayload,
-)
-from contracts.registry import (
-    COMMAND_TYPES,
-    EVENT_ROUTING_KEYS,
-    EVENT_TYPES,
-    MESSAGE_CLASSES,
-    QUERY_TYPES,
-    Command,
-    Event,
-    Query,
-    is_query,
-    type_name,
-)
-from contracts.replies import (
-    CommandDeadLettered,
-    CommandDeadLetteredPayload,
-    CommandRejected,
-    CommandRejectedPayload,
-    GetCustomerResult,
-    ListCustomerAccountsResult,
-    ListCustomerConversationsResult,
-    ListEscalatedConversationsResult,
-    ListRecentTransactionsResult,
-    QueryResult,
-    QueryResultPayload,
-    RequestType,
-    SearchFaqResult,
-)
-from contracts.schema import (
-    CONTRACT_VERSION,
-    JSON_SCHEMA_DIALECT,
-    asyncapi_document,
-    json_schemas,
-)
-from contracts.topology import (
-    COMMAND_QUEUE,
-    COMMAND_QUEUE_BINDING_KEY,
-    COMMANDS_EXCHANGE,
-    CONTENT_TYPE,
-    DEAD_LETTER_QUEUE,
-    DEFAULT_MAX_BODY_BYTES,
-    EVENTS_EXCHANGE,
-    EXCHANGE_TYPE,
-    HEADER_ATTEMPTS,
-    HEADER_ERROR_MESSAGE,
-    HEADER_ERROR_TYPE,
-    HEADER_FIRST_FAILED_AT,
-    HEADER_LAST_FAILED_AT,
-    HEADER_ORIGINAL_ROUTING_KEY,
-    HEADER_REPLAY_COUNT,
-    RETRY_QUEUE_PREFIX,
-    retry_queue_name,
-)
-from contracts.views import (
-    AccountView,
-    ConversationView,
-    CustomerView,
-    FaqView,
-    TransactionView,
-)
+from contracts.accounts import *
+from contracts.base import *
+from contracts.catalog import *
+from contracts.compat import *
+from contracts.conversations import *
+from contracts.customers import *
+from contracts.examples import *
+from contracts.fields import *
+from contracts.headers import *
+from contracts.ids import *
+from contracts.ordering import *
+from contracts.parsing import *
+from contracts.registry import *
+from contracts.replies import *
+from contracts.resources import *
+from contracts.schema import *
+from contracts.topology import *
+from contracts.transactions import *
+from contracts.transcripts import *
 
-__all__ = [
-    "COMMANDS_EXCHANGE",
-    "COMMAND_QUEUE",
-    "COMMAND_QUEUE_BINDING_KEY",
-    "COMMAND_TYPES",
-    "CONTENT_TYPE",
-    "CONTRACT_VERSION",
-    "DEAD_LETTER_QUEUE",
-    "DEFAULT_MAX_BODY_BYTES",
-    "EVENTS_EXCHANGE",
-    "EVENT_ID_NAMESPACE",
-    "EVENT_ROUTING_KEYS",
-    "EVENT_TYPES",
-    "EXCHANGE_TYPE",
-    "HEADER_ATTEMPTS",
-    "HEADER_ERROR_MESSAGE",
-    "HEADER_ERROR_TYPE",
-    "HEADER_FIRST_FAILED_AT",
-    "HEADER_LAST_FAILED_AT",
-    "HEADER_ORIGINAL_ROUTING_KEY",
-    "HEADER_REPLAY_COUNT",
-    "JSON_SCHEMA_DIALECT",
-    "MAX_ERROR_MESSAGE_CHARS",
-    "MESSAGE_CLASSES",
-    "QUERY_TYPES",
-    "RETRY_QUEUE_PREFIX",
-    "AccountNumber",
-    "AccountOpened",
-    "AccountOpenedPayload",
-    "AccountType",
-    "AccountView",
-    "AccountsFrozen",
-    "AccountsFrozenPayload",
-    "AppendMessage",
-    "AppendMessagePayload",
-    "BusinessId",
-    "Channel",
-    "Command",
-    "CommandDeadLettered",
-    "CommandDeadLetteredPayload",
-    "CommandEnvelope",
-    "CommandRejected",
-    "CommandRejectedPayload",
-    "ContractModel",
-    "ConversationEscalated",
-    "ConversationEscalatedPayload",
-    "ConversationId",
-    "ConversationResolved",
-    "ConversationResolvedPayload",
-    "ConversationStarted",
-    "ConversationStartedPayload",
-    "ConversationStatus",
-    "ConversationView",
-    "CorrelationId",
-    "CreateCustomer",
-    "CreateCustomerPayload",
-    "Currency",
-    "Cursor",
-    "CustomerChanges",
-    "CustomerCreated",
-    "CustomerCreatedPayload",
-    "CustomerDeleted",
-    "CustomerDeletedPayload",
-    "CustomerFields",
-    "CustomerUpdated",
-    "CustomerUpdatedPayload",
-    "CustomerView",
-    "DeleteCustomer",
-    "DeleteCustomerPayload",
-    "Direction",
-    "Email",
-    "ErrorType",
-    "EscalateConversation",
-    "EscalateConversationPayload",
-    "Event",
-    "EventEnvelope",
-    "FaqUpserted",
-    "FaqUpsertedPayload",
-    "FaqView",
-    "FreezeAccounts",
-    "FreezeAccountsPayload",
-    "FullName",
-    "GetCustomer",
-    "GetCustomerPayload",
-    "GetCustomerResult",
-    "InterestRate",
-    "InvalidMessage",
-    "Keyword",
-    "ListCustomerAccounts",
-    "ListCustomerAccountsPayload",
-    "ListCustomerAccountsResult",
-    "ListCustomerConversations",
-    "ListCustomerConversationsPayload",
-    "ListCustomerConversationsResult",
-    "ListEscalatedConversations",
-    "ListEscalatedConversationsPayload",
-    "ListEscalatedConversationsResult",
-    "ListRecentTransactions",
-    "ListRecentTransactionsPayload",
-    "ListRecentTransactionsResult",
-    "MessageAppended",
-    "MessageAppendedPayload",
-    "MessageEnvelope",
-    "MessageId",
-    "Money",
-    "OpenAccount",
-    "OpenAccountPayload",
-    "Payload",
-    "Phone",
-    "PositiveMoney",
-    "Priority",
-    "ProductUpserted",
-    "ProductUpsertedPayload",
-    "Query",
-    "QueryEnvelope",
-    "QueryResult",
-    "QueryResultPayload",
-    "RecordTransaction",
-    "RecordTransactionPayload",
-    "Reference",
-    "RejectionReason",
-    "RequestEnvelope",
-    "RequestType",
-    "ResolveConversation",
-    "ResolveConversationPayload",
-    "Role",
-    "RoutedEvent",
-    "SearchFaq",
-    "SearchFaqPayload",
-    "SearchFaqResult",
-    "SnapshotDiff",
-    "StartConversation",
-    "StartConversationPayload",
-    "Timestamp",
-    "TransactionRecorded",
-    "TransactionRecordedPayload",
-    "TransactionView",
-    "TypeName",
-    "UpdateCustomer",
-    "UpdateCustomerPayload",
-    "UpsertFaq",
-    "UpsertFaqPayload",
-    "UpsertProduct",
-    "UpsertProductPayload",
-    "asyncapi_document",
-    "body_digest_id",
-    "compare_snapshots",
-    "describe_validation_error",
-    "dump_message",
-    "event_id",
-    "example_message",
-    "example_payload",
-    "example_result_payload",
-    "incompatible_changes",
-    "is_query",
-    "json_schemas",
-    "make_event",
-    "multi_line",
-    "parse_event",
-    "parse_message",
-    "retry_queue_name",
-    "single_line",
-    "type_name",
-]
+__all__: list[str] = []
+__all__ += accounts.__all__
+__all__ += base.__all__
+__all__ += catalog.__all__
+__all__ += compat.__all__
+__all__ += conversations.__all__
+__all__ += customers.__all__
+__all__ += examples.__all__
+__all__ += fields.__all__
+__all__ += headers.__all__
+__all__ += ids.__all__
+__all__ += ordering.__all__
+__all__ += parsing.__all__
+__all__ += registry.__all__
+__all__ += replies.__all__
+__all__ += resources.__all__
+__all__ += schema.__all__
+__all__ += topology.__all__
+__all__ += transactions.__all__
+__all__ += transcripts.__all__
+# Constants first, then classes and type aliases, then functions; each group by name.
+__all__.sort(key=lambda name: (0 if name.isupper() else 1 if name[0].isupper() else 2, name))

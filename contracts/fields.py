@@ -18,6 +18,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BeforeValidator,
+    Field,
     PlainSerializer,
     Strict,
     StringConstraints,
@@ -27,6 +28,7 @@ from pydantic import (
 __all__ = [
     "AccountNumber",
     "AccountType",
+    "Actor",
     "BusinessId",
     "Channel",
     "ConversationId",
@@ -46,11 +48,11 @@ __all__ = [
     "PositiveMoney",
     "Priority",
     "Reference",
-    "RejectionReason",
     "Role",
     "Timestamp",
     "TypeName",
     "multi_line",
+    "page_limit",
     "single_line",
 ]
 
@@ -77,6 +79,17 @@ def multi_line(max_length: int, *, min_length: int = 1) -> StringConstraints:
     )
 
 
+def page_limit(default: int, maximum: int) -> Any:
+    """A page-size field (``limit``) with the given default and maximum."""
+    return Field(
+        default=default,
+        ge=1,
+        le=maximum,
+        strict=True,
+        description=f"Maximum number of items (1..{maximum}, default {default}).",
+    )
+
+
 def _fits_amqp_shortstr(value: str) -> str:
     if len(value.encode("utf-8")) > _AMQP_SHORTSTR_BYTES:
         raise ValueError("must encode to at most 255 UTF-8 bytes (an AMQP short string)")
@@ -88,6 +101,9 @@ MessageId = Annotated[str, single_line(128), AfterValidator(_fits_amqp_shortstr)
 
 CorrelationId = MessageId
 """A correlation id: the same shape as a message id (it travels as an AMQP property)."""
+
+Actor = Annotated[str, single_line(128)]
+"""Who asked for a command, e.g. ``agent:4711`` or ``chat-agent``: one line, 1..128 chars."""
 
 TypeName = Annotated[
     str, Strict(), StringConstraints(min_length=1, max_length=128, pattern=r"^[!-~]+$")
@@ -153,25 +169,6 @@ Role = Literal["customer", "agent", "system"]
 Priority = Literal["normal", "high", "urgent"]
 Direction = Literal["credit", "debit"]
 ConversationStatus = Literal["open", "escalated", "resolved", "closed"]
-
-
-class RejectionReason(StrEnum):
-    """Why a command or query was refused (the ``reason`` of ``CommandRejected``)."""
-
-    EMAIL_TAKEN = "email_taken"
-    CUSTOMER_NOT_FOUND = "customer_not_found"
-    ACCOUNTS_NOT_FOUND = "accounts_not_found"
-    ACCOUNT_NOT_FOUND = "account_not_found"
-    ACCOUNT_FROZEN = "account_frozen"
-    INSUFFICIENT_FUNDS = "insufficient_funds"
-    BALANCE_LIMIT_EXCEEDED = "balance_limit_exceeded"
-    DUPLICATE_REFERENCE = "duplicate_reference"
-    CONVERSATION_NOT_FOUND = "conversation_not_found"
-    CONVERSATION_CLOSED = "conversation_closed"
-    CONVERSATION_EXISTS = "conversation_exists"
-    ALREADY_ESCALATED = "already_escalated"
-    FAQ_NOT_FOUND = "faq_not_found"
-    INVALID_CURSOR = "invalid_cursor"
 
 
 class ErrorType(StrEnum):

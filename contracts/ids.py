@@ -46,10 +46,12 @@ def make_event(
     payload: BaseModel | Mapping[str, Any],
     index: int = 0,
     occurred_at: datetime | None = None,
+    actor: str | None = None,
 ) -> EventT:
     """Build an event caused by a command, with a deterministic id, validated.
 
-    ``correlation_id`` falls back to the command's message id, ``occurred_at`` to now (UTC).
+    ``correlation_id`` falls back to the command's message id, ``occurred_at`` to now (UTC);
+    pass the command's ``actor`` so the event names who asked for it (None: no actor).
     """
     name = type_name(event_cls)
     return event_cls.model_validate(
@@ -60,6 +62,7 @@ def make_event(
             "correlation_id": command_message_id if correlation_id is None else correlation_id,
             "causation_id": command_message_id,
             "occurred_at": datetime.now(UTC) if occurred_at is None else occurred_at,
+            "actor": actor,
             "payload": payload,
         }
     )

@@ -1,54 +1,63 @@
-"""Outcomes that are not domain events: rejections, dead letters and query results."""
+"""Outcomes that are not domain events: rejections, dead letters and query results.
+
+Their vocabularies are derived from the resource modules: ``RequestType`` lists every
+command and query type, ``RejectionReason`` every code a request declares in
+``rejections``, and ``QueryResultPayload`` every query's ``result`` class.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Final, Literal, Union
 
 from pydantic import Field, StrictInt
 
-from contracts.base import EventEnvelope, Payload, RoutedEvent
-from contracts.fields import Cursor, ErrorType, MessageId, RejectionReason, TypeName, multi_line
-from contracts.views import AccountView, ConversationView, CustomerView, FaqView, TransactionView
+from contracts.base import EventEnvelope, Payload, ResultPayload, RoutedEvent, declared_type
+from contracts.fields import ErrorType, MessageId, TypeName, multi_line
+from contracts.resources import COMMAND_CLASSES, QUERY_CLASSES
+from contracts.samples import REQUEST_ID
 
 __all__ = [
+    "REJECTION_REASONS",
     "CommandDeadLettered",
     "CommandDeadLetteredPayload",
     "CommandRejected",
     "CommandRejectedPayload",
-    "GetCustomerResult",
-    "ListCustomerAccountsResult",
-    "ListCustomerConversationsResult",
-    "ListEscalatedConversationsResult",
-    "ListRecentTransactionsResult",
     "QueryResult",
     "QueryResultPayload",
+    "RejectionReason",
     "RequestType",
-    "SearchFaqResult",
 ]
 
-RequestType = Literal[
-    "CreateCustomer",
-    "UpdateCustomer",
-    "DeleteCustomer",
-    "OpenAccount",
-    "FreezeAccounts",
-    "RecordTransaction",
-    "StartConversation",
-    "AppendMessage",
-    "EscalateConversation",
-    "ResolveConversation",
-    "UpsertProduct",
-    "UpsertFaq",
-    "GetCustomer",
-    "SearchFaq",
-    "ListCustomerConversations",
-    "ListEscalatedConversations",
-    "ListRecentTransactions",
-    "ListCustomerAccounts",
-]
-"""The type of every command and query."""
+_REQUEST_CLASSES = (*COMMAND_CLASSES, *QUERY_CLASSES)
+_REQUEST_TYPES = tuple(str(declared_type(cls)) for cls in _REQUEST_CLASSES)
+_REASON_CODES = tuple(dict.fromkeys(code for cls in _REQUEST_CLASSES for code in cls.rejections))
 
-_NEXT_CURSOR = "Pass as cursor to get the next page; null on the last page."
+REJECTION_REASONS: Final[frozenset[str]] = frozenset(_REASON_CODES)
+"""Every ``reason`` code of CommandRejected: the union of the requests' ``rejections``."""
+
+# RequestType: the type of every command and query (a Literal at run time).
+# RejectionReason: every reason code as a StrEnum (iterate it, or use REJECTION_REASONS).
+# QueryResultPayload: the payload of a QueryResult, selected by ``query_type``.
+if TYPE_CHECKING:
+    RequestType = str
+
+    class RejectionReason(StrEnum):
+        """Why a command or query was refused (the ``reason`` of ``CommandRejected``)."""
+
+    QueryResultPayload = ResultPayload
+else:
+    RequestType = Literal[_REQUEST_TYPES]
+    RejectionReason = StrEnum(
+        "RejectionReason", [(code.upper(), code) for code in _REASON_CODES], module=__name__
+    )
+    RejectionReason.__doc__ = (
+        "Why a command or query was refused (the ``reason`` of ``CommandRejected``)."
+    )
+    QueryResultPayload = Annotated[
+        Union[tuple(cls.result for cls in QUERY_CLASSES)],  # noqa: UP007 (built at run time)
+        Field(discriminator="query_type"),
+    ]
 
 
 class CommandRejectedPayload(Payload):
@@ -65,7 +74,13 @@ class CommandRejectedPayload(Payload):
 class CommandRejected(RoutedEvent):
     """A command or query was refused by a business rule; nothing changed."""
 
-    routing_key: ClassVar[str] = "command.rejected"
+    routing_key = "command.rejected"
+    example = {
+        "command_type": "CreateCustomer",
+        "command_message_id": REQUEST_ID,
+        "reason": "email_taken",
+        "detail": "another customer uses this email",
+    }
     type: Literal["CommandRejected"] = "CommandRejected"
     payload: CommandRejectedPayload
 
@@ -93,69 +108,21 @@ class CommandDeadLettered(RoutedEvent):
     read it is :func:`contracts.ids.body_digest_id` of the body.
     """
 
-    routing_key: ClassVar[str] = "command.dead_lettered"
+    routing_key = "command.dead_lettered"
+    example = {
+        "command_message_id": REQUEST_ID,
+        "command_type": "CreateCustomer",
+        "error_type": "invalid_message",
+        "error_message": "CreateCustomer.payload.email: Field required",
+        "attempts": 1,
+    }
     type: Literal["CommandDeadLettered"] = "CommandDeadLettered"
     payload: CommandDeadLetteredPayload
-
-
-class GetCustomerResult(Payload):
-    """The answer to GetCustomer: the one customer found."""
-
-    query_type: Literal["GetCustomer"] = Field(description="The query answered.")
-    items: tuple[CustomerView, ...] = Field(max_length=1, description="The customer.")
-
-
-class SearchFaqResult(Payload):
-    """The answer to SearchFaq."""
-
-    query_type: Literal["SearchFaq"] = Field(description="The query answered.")
-    items: tuple[FaqView, ...] = Field(max_length=50, description="Matching FAQs.")
-
-
-class ListCustomerConversationsResult(Payload):
-    """The answer to ListCustomerConversations: one page, most recently updated first."""
-
-    query_type: Literal["ListCustomerConversations"] = Field(description="The query answered.")
-    items: tuple[ConversationView, ...] = Field(max_length=100, description="The page.")
-    next_cursor: Cursor | None = Field(description=_NEXT_CURSOR)
-
-
-class ListEscalatedConversationsResult(Payload):
-    """The answer to ListEscalatedConversations: one page, oldest escalation first."""
-
-    query_type: Literal["ListEscalatedConversations"] = Field(description="The query answered.")
-    items: tuple[ConversationView, ...] = Field(max_length=200, description="The page.")
-    next_cursor: Cursor | None = Field(description=_NEXT_CURSOR)
-
-
-class ListRecentTransactionsResult(Payload):
-    """The answer to ListRecentTransactions: newest first."""
-
-    query_type: Literal["ListRecentTransactions"] = Field(description="The query answered.")
-    items: tuple[TransactionView, ...] = Field(max_length=100, description="The transactions.")
-
-
-class ListCustomerAccountsResult(Payload):
-    """The answer to ListCustomerAccounts: newest first."""
-
-    query_type: Literal["ListCustomerAccounts"] = Field(description="The query answered.")
-    items: tuple[AccountView, ...] = Field(description="The customer's accounts.")
-
-
-QueryResultPayload = Annotated[
-    GetCustomerResult
-    | SearchFaqResult
-    | ListCustomerConversationsResult
-    | ListEscalatedConversationsResult
-    | ListRecentTransactionsResult
-    | ListCustomerAccountsResult,
-    Field(discriminator="query_type"),
-]
-"""The payload of a QueryResult, selected by ``query_type``."""
 
 
 class QueryResult(EventEnvelope):
     """The answer to a query, sent only to its ``reply_to`` queue (never to ``fca.events``)."""
 
+    example = {"query_type": declared_type(QUERY_CLASSES[0]), **QUERY_CLASSES[0].result.example}
     type: Literal["QueryResult"] = "QueryResult"
     payload: QueryResultPayload

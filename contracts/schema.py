@@ -6,28 +6,28 @@ import copy
 from collections.abc import Iterable
 from typing import Any, Final
 
-from contracts.base import MessageEnvelope, RoutedEvent
+from contracts.base import CommandEnvelope, MessageEnvelope, QueryEnvelope, RoutedEvent
 from contracts.examples import example_message
-from contracts.fields import ErrorType
+from contracts.headers import (
+    dead_letter_headers_schema,
+    event_headers_schema,
+    request_headers_schema,
+)
 from contracts.registry import COMMAND_TYPES, EVENT_ROUTING_KEYS, MESSAGE_CLASSES, QUERY_TYPES
 from contracts.topology import (
+    COMMAND_QUEUE,
     COMMANDS_EXCHANGE,
     CONTENT_TYPE,
     DEAD_LETTER_QUEUE,
     EVENTS_EXCHANGE,
     EXCHANGE_TYPE,
-    HEADER_ATTEMPTS,
-    HEADER_ERROR_MESSAGE,
-    HEADER_ERROR_TYPE,
-    HEADER_FIRST_FAILED_AT,
-    HEADER_LAST_FAILED_AT,
-    HEADER_ORIGINAL_ROUTING_KEY,
-    HEADER_REPLAY_COUNT,
+    HEADER_ORDERING_KEY,
+    PARTITIONS_EXCHANGE,
 )
 
 __all__ = ["CONTRACT_VERSION", "JSON_SCHEMA_DIALECT", "asyncapi_document", "json_schemas"]
 
-CONTRACT_VERSION: Final = "1.0.0"
+CONTRACT_VERSION: Final = "2.0.0"
 """Version of the contract as a whole (the AsyncAPI ``info.version``)."""
 JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 
@@ -112,8 +112,12 @@ def asyncapi_document() -> dict[str, Any]:
 
 _COMMANDS_TEXT: Final = (
     "Topic exchange, durable. Publish commands and queries here with the message type as "
-    "routing key (e.g. CreateCustomer); the worker's quorum queue fca.worker.commands is bound "
-    "with '#'. Queries must set the AMQP reply_to property."
+    f"routing key (e.g. CreateCustomer) and the {HEADER_ORDERING_KEY} header "
+    f"(contracts.ordering_key). It is bound with '#' to the consistent-hash exchange "
+    f"{PARTITIONS_EXCHANGE}, which spreads the messages by that header over the quorum, "
+    f"single-active-consumer partition queues {COMMAND_QUEUE}.p00, p01, ... so the commands of "
+    "one ordering key are applied in the order they were sent. Queries must set the AMQP "
+    "reply_to property."
 )
 _EVENTS_TEXT: Final = (
     "Topic exchange, durable. Committed outcomes are published here, persistent, with the "
@@ -122,7 +126,9 @@ _EVENTS_TEXT: Final = (
 _REPLIES_TEXT: Final = (
     "The queue named by a request's reply_to, reached through the default exchange with the "
     "AMQP correlation_id set to the envelope's correlation id: the QueryResult or "
-    "CommandRejected of a query, or the first outcome of a command."
+    "CommandRejected of a query, or the first outcome of a command (its first event, its "
+    "rejection, or its CommandDeadLettered report). reply_to must name a reply queue "
+    "(WORKER_REPLY_TO_PATTERN); any other gets no answer."
 )
 _DLQ_TEXT: Final = (
     "Durable quorum queue of commands that could not be processed. Each keeps its original "
@@ -174,11 +180,13 @@ def _message(name: str, cls: type[MessageEnvelope]) -> dict[str, Any]:
         summary += f" Routing key: {cls.routing_key}."
     else:
         summary += f" Routing key: {name}." if name in COMMAND_TYPES | QUERY_TYPES else ""
+    headers = "RequestHeaders" if name in COMMAND_TYPES | QUERY_TYPES else "TraceHeaders"
     return {
         "name": name,
         "title": name,
         "summary": summary,
         "contentType": CONTENT_TYPE,
+        "headers": {"$ref": f"{_SCHEMAS}{headers}"},
         "payload": {"$ref": f"{_SCHEMAS}{name}"},
         "correlationId": {
             "location": "$message.payload#/correlation_id",
@@ -186,7 +194,21 @@ def _message(name: str, cls: type[MessageEnvelope]) -> dict[str, Any]:
         },
         "bindings": {"amqp": {"messageType": name, "bindingVersion": _AMQP}},
         "examples": [{"name": f"{name}Example", "payload": example_message(name)}],
+        **_declarations(cls),
     }
+
+
+def _declarations(cls: type[MessageEnvelope]) -> dict[str, Any]:
+    """What a request class declares, as ``x-fca-*`` specification extensions."""
+    if issubclass(cls, CommandEnvelope):
+        return {
+            "x-fca-events": [event.model_fields["type"].default for event in cls.events],
+            "x-fca-ordering-fields": list(cls.ordering_fields),
+            "x-fca-rejections": list(cls.rejections),
+        }
+    if issubclass(cls, QueryEnvelope):
+        return {"x-fca-result": cls.result.__name__, "x-fca-rejections": list(cls.rejections)}
+    return {}
 
 
 def _dead_letter_message() -> dict[str, Any]:
@@ -206,7 +228,9 @@ def _component_schemas() -> dict[str, Any]:
         for def_name, definition in schema.pop("$defs", {}).items():
             _add(schemas, def_name, definition)
         _add(schemas, name, schema)
-    _add(schemas, "DeadLetterHeaders", _dead_letter_headers())
+    _add(schemas, "RequestHeaders", request_headers_schema())
+    _add(schemas, "TraceHeaders", event_headers_schema())
+    _add(schemas, "DeadLetterHeaders", dead_letter_headers_schema())
     _add(
         schemas,
         "DeadLetteredBody",
@@ -214,30 +238,6 @@ def _component_schemas() -> dict[str, Any]:
     )
     converted: dict[str, Any] = _asyncapi_discriminators(schemas)
     return converted
-
-
-def _dead_letter_headers() -> dict[str, Any]:
-    timestamp = {"type": "string", "format": "date-time"}
-    return {
-        "type": "object",
-        "properties": {
-            HEADER_ERROR_TYPE: {"type": "string", "enum": [e.value for e in ErrorType]},
-            HEADER_ERROR_MESSAGE: {"type": "string", "maxLength": 500},
-            HEADER_ATTEMPTS: {"type": "integer", "minimum": 1},
-            HEADER_FIRST_FAILED_AT: {**timestamp, "description": "First failure."},
-            HEADER_LAST_FAILED_AT: {**timestamp, "description": "Last failure."},
-            HEADER_ORIGINAL_ROUTING_KEY: {"type": "string"},
-            HEADER_REPLAY_COUNT: {"type": "integer", "minimum": 0},
-        },
-        "required": [
-            HEADER_ERROR_TYPE,
-            HEADER_ERROR_MESSAGE,
-            HEADER_ATTEMPTS,
-            HEADER_FIRST_FAILED_AT,
-            HEADER_LAST_FAILED_AT,
-            HEADER_ORIGINAL_ROUTING_KEY,
-        ],
-    }
 
 
 def _add(schemas: dict[str, Any], name: str, schema: dict[str, Any]) -> None:

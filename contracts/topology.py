@@ -1,16 +1,24 @@
-"""Default RabbitMQ names and the headers the worker sets (each name is also a setting).
+"""RabbitMQ names and the headers of the contract: the one source of every default name.
 
-::
+The worker's settings take their defaults from here (each name is also a setting)::
 
-    fca.commands (topic) --#--> fca.worker.commands (quorum) --> worker
-                                     ^        |
-           after the delay (TTL) ----+        +--> fca.worker.commands.retry.<N>s (quorum)
-                                              +--> fca.worker.commands.dlq (quorum)
-    worker --> fca.events (topic), routing key per event type; replies --> reply_to
+    publisher ──► fca.commands (topic) ──#──► fca.worker.commands.partitions
+                                              (x-consistent-hash on header fca-ordering-key)
+                      ┌──────────────────────────────┼────────────────────────────┐
+                      ▼                              ▼                            ▼
+          fca.worker.commands.p00       fca.worker.commands.p01   …   fca.worker.commands.pNN
+          (quorum, single active consumer; one replica works on a partition at a time)
+                      │
+                      ├──► worker ──► fca.events (topic), routing key per event type
+                      │                └──► replies to reply_to (default exchange)
+                      ├──► fca.worker.commands.retry.<N>s (quorum delay queue; after the
+                      │       TTL it dead-letters back to the partitions exchange, at least once)
+                      └──► fca.worker.commands.dlq (quorum): commands that could not be processed
 
-Retry queues are internal: a command that failed transiently waits in
-``fca.worker.commands.retry.<delay>s`` until its TTL expires, then returns to the input queue.
-Our headers never start with ``x-``: RabbitMQ owns those from 3.13 on.
+Every queue that holds a command is a quorum queue and every hop is at least once
+(publisher confirms, or ``x-dead-letter-strategy: at-least-once`` with
+``x-overflow: reject-publish``). A retried command keeps its ``fca-ordering-key`` header, so
+it returns to its own partition. Our headers never start with ``x-``: RabbitMQ owns those.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ __all__ = [
     "CONTENT_TYPE",
     "DEAD_LETTER_QUEUE",
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_PARTITIONS",
+    "DEFAULT_REPLY_TO_PATTERN",
     "EVENTS_EXCHANGE",
     "EXCHANGE_TYPE",
     "HEADER_ATTEMPTS",
@@ -31,32 +41,52 @@ __all__ = [
     "HEADER_ERROR_TYPE",
     "HEADER_FIRST_FAILED_AT",
     "HEADER_LAST_FAILED_AT",
+    "HEADER_ORDERING_KEY",
     "HEADER_ORIGINAL_ROUTING_KEY",
     "HEADER_REPLAY_COUNT",
+    "HEADER_TRACEPARENT",
+    "HEADER_TRACESTATE",
+    "PARTITIONS_EXCHANGE",
+    "PARTITIONS_EXCHANGE_TYPE",
     "RETRY_QUEUE_PREFIX",
+    "partition_queue_name",
     "retry_queue_name",
 ]
 
 COMMANDS_EXCHANGE: Final = "fca.commands"
 """Topic exchange where upstream publishes commands and queries (routing key = type)."""
 COMMAND_QUEUE: Final = "fca.worker.commands"
-"""The worker's input: a durable quorum queue bound to the commands exchange."""
+"""The worker's input; since contract v2 the prefix of its partition and delay queues."""
 COMMAND_QUEUE_BINDING_KEY: Final = "#"
-"""The input queue receives every command type."""
+"""The worker's input receives every command type."""
+PARTITIONS_EXCHANGE: Final = "fca.worker.commands.partitions"
+"""Internal consistent-hash exchange, bound to the commands exchange, feeding the partitions."""
+PARTITIONS_EXCHANGE_TYPE: Final = "x-consistent-hash"
+"""Kind of the partitions exchange (RabbitMQ's bundled consistent-hash exchange plugin)."""
+DEFAULT_PARTITIONS: Final = 16
+"""Number of partition queues (default of the setting ``WORKER_PARTITIONS``)."""
 EVENTS_EXCHANGE: Final = "fca.events"
 """Topic exchange where the worker publishes events (routing key = dotted event name)."""
 DEAD_LETTER_QUEUE: Final = "fca.worker.commands.dlq"
 """Durable quorum queue of commands that could not be processed."""
-RETRY_QUEUE_PREFIX: Final = "fca.worker.commands.retry."
-"""Prefix of the internal delay queues."""
+RETRY_QUEUE_PREFIX: Final = f"{COMMAND_QUEUE}.retry."
+"""Prefix of the internal delay queues of the default command queue."""
 EXCHANGE_TYPE: Final = "topic"
-"""Kind of both exchanges."""
+"""Kind of the commands and events exchanges."""
+DEFAULT_REPLY_TO_PATTERN: Final = r"^(amq\.rabbitmq\.reply-to|amq\.gen-|fca\.reply\.)"
+"""A ``reply_to`` must match this to get an answer (default of ``WORKER_REPLY_TO_PATTERN``)."""
 
 CONTENT_TYPE: Final = "application/json"
 """Content type of every body."""
 DEFAULT_MAX_BODY_BYTES: Final = 256 * 1024
 """Bodies larger than this are dead-lettered unparsed (default of the setting)."""
 
+HEADER_ORDERING_KEY: Final = "fca-ordering-key"
+"""On a command: its ordering key (``contracts.ordering_key``); the partitions hash it."""
+HEADER_TRACEPARENT: Final = "traceparent"
+"""W3C trace context: the trace and parent span, continued through events and retries."""
+HEADER_TRACESTATE: Final = "tracestate"
+"""W3C trace context: vendor-specific trace state, passed on unchanged."""
 HEADER_ERROR_TYPE: Final = "fca-error-type"
 """On a dead letter: invalid_message, transient or unexpected."""
 HEADER_ERROR_MESSAGE: Final = "fca-error-message"
@@ -73,8 +103,19 @@ HEADER_REPLAY_COUNT: Final = "fca-replay-count"
 """How many times the command was replayed from the dead-letter queue."""
 
 
-def retry_queue_name(delay_seconds: int) -> str:
+def retry_queue_name(delay_seconds: int, command_queue: str = COMMAND_QUEUE) -> str:
     """The delay queue for a retry after ``delay_seconds``, e.g. ``...retry.30s``."""
-    if isinstance(delay_seconds, bool) or not isinstance(delay_seconds, int) or delay_seconds < 1:
+    if not _whole(delay_seconds) or delay_seconds < 1:
         raise ValueError("delay_seconds must be a positive integer")
-    return f"{RETRY_QUEUE_PREFIX}{delay_seconds}s"
+    return f"{command_queue}.retry.{delay_seconds}s"
+
+
+def partition_queue_name(index: int, command_queue: str = COMMAND_QUEUE) -> str:
+    """The partition queue number ``index`` (from 0), e.g. ``fca.worker.commands.p07``."""
+    if not _whole(index) or index < 0:
+        raise ValueError("index must be a non-negative integer")
+    return f"{command_queue}.p{index:02d}"
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

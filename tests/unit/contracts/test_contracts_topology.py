@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import get_args
 
 import pytest
@@ -13,9 +14,11 @@ from contracts import (
     EVENT_TYPES,
     MESSAGE_CLASSES,
     QUERY_TYPES,
+    REJECTION_REASONS,
     RejectionReason,
     RequestType,
     RoutedEvent,
+    partition_queue_name,
     retry_queue_name,
 )
 
@@ -27,6 +30,7 @@ CONTRACT_ROUTING_KEYS = {
     "CustomerDeleted": "customer.deleted",
     "AccountOpened": "account.opened",
     "AccountsFrozen": "account.frozen",
+    "AccountsUnfrozen": "account.unfrozen",
     "TransactionRecorded": "transaction.recorded",
     "ConversationStarted": "conversation.started",
     "MessageAppended": "conversation.message_appended",
@@ -66,6 +70,62 @@ def test_topology_names_are_the_contract_defaults() -> None:
     assert contracts.EXCHANGE_TYPE == "topic"
     assert contracts.CONTENT_TYPE == "application/json"
     assert contracts.DEFAULT_MAX_BODY_BYTES == 256 * 1024
+
+
+def test_v2_partition_names_are_the_contract_defaults() -> None:
+    assert contracts.PARTITIONS_EXCHANGE == "fca.worker.commands.partitions"
+    assert contracts.PARTITIONS_EXCHANGE_TYPE == "x-consistent-hash"
+    assert contracts.DEFAULT_PARTITIONS == 16
+    assert contracts.HEADER_ORDERING_KEY == "fca-ordering-key"
+    assert (contracts.HEADER_TRACEPARENT, contracts.HEADER_TRACESTATE) == (
+        "traceparent",
+        "tracestate",
+    )
+
+
+@pytest.mark.parametrize(
+    ("index", "name"),
+    [
+        (0, "fca.worker.commands.p00"),
+        (7, "fca.worker.commands.p07"),
+        (123, "fca.worker.commands.p123"),
+    ],
+)
+def test_partition_queues_are_numbered_with_at_least_two_digits(index: int, name: str) -> None:
+    assert partition_queue_name(index) == name
+
+
+def test_partition_and_retry_queues_follow_a_renamed_command_queue() -> None:
+    assert partition_queue_name(3, "acme.commands") == "acme.commands.p03"
+    assert retry_queue_name(30, "acme.commands") == "acme.commands.retry.30s"
+    assert retry_queue_name(30, command_queue="acme.commands") == "acme.commands.retry.30s"
+
+
+@pytest.mark.parametrize("index", [-1, True, 1.0, "1"])
+def test_partition_queue_name_needs_a_non_negative_whole_number(index: int) -> None:
+    with pytest.raises(ValueError, match="non-negative integer"):
+        partition_queue_name(index)
+
+
+@pytest.mark.parametrize(
+    "reply_to",
+    [
+        "amq.rabbitmq.reply-to",
+        "amq.rabbitmq.reply-to.g1h2AA==",
+        "amq.gen-JzTY20BRgKO",
+        "fca.reply.agent-1",
+    ],
+)
+def test_the_default_reply_to_pattern_accepts_reply_queues(reply_to: str) -> None:
+    assert re.match(contracts.DEFAULT_REPLY_TO_PATTERN, reply_to)
+
+
+@pytest.mark.parametrize(
+    "reply_to",
+    ["fca.worker.commands", "fca.worker.commands.dlq", "billing.inbox", "xfca.reply.1", "amq.gen"],
+)
+def test_the_default_reply_to_pattern_refuses_other_queues(reply_to: str) -> None:
+    assert not re.match(contracts.DEFAULT_REPLY_TO_PATTERN, reply_to)
 
 
 def test_header_names_are_the_contract_ones_and_never_start_with_x() -> None:
@@ -111,10 +171,15 @@ def test_rejection_reasons_cover_every_contract_code() -> None:
         "already_escalated",
         "faq_not_found",
     }
-    assert contract_codes <= {reason.value for reason in RejectionReason}
+    assert contract_codes <= REJECTION_REASONS
     # Our extensions, reported on the issue: a bad query cursor and a balance over the limit.
     extensions = {"invalid_cursor", "balance_limit_exceeded"}
-    assert {reason.value for reason in RejectionReason} - contract_codes == extensions
+    assert REJECTION_REASONS - contract_codes == extensions
+
+
+def test_rejection_reason_enum_iterates_over_exactly_the_rejection_reasons() -> None:
+    assert {reason.value for reason in RejectionReason} == REJECTION_REASONS
+    assert RejectionReason("email_taken") == "email_taken"
 
 
 def test_error_types_are_the_dead_letter_header_values() -> None:
