@@ -15,6 +15,7 @@ from contracts import (
     CreateCustomerPayload,
     CustomerChanges,
     FreezeAccountsPayload,
+    GetConversationTranscriptPayload,
     GetCustomerPayload,
     ListCustomerConversationsPayload,
     ListEscalatedConversationsPayload,
@@ -90,6 +91,7 @@ def test_get_customer_rejects_both_keys_or_none() -> None:
         (ListCustomerConversationsPayload, {"customer_id": "CUST-000001"}, 50, 100),
         (ListEscalatedConversationsPayload, {}, 100, 200),
         (ListRecentTransactionsPayload, {"account_number": "40000001"}, 20, 100),
+        (GetConversationTranscriptPayload, {"conversation_id": str(CONVERSATION)}, 100, 500),
     ],
 )
 def test_query_limits_have_contract_defaults_and_maximums(
