@@ -1,7 +1,7 @@
 """The benchmark: the worker against a raw aio-pika + asyncpg baseline (``python -m bench``).
 
-Run from the repository root; ``tests/support`` (the vhost, database and worker-process
-helpers) is imported from there.
+Run from the repository root; ``testkit`` (the vhost, database and worker-process helpers
+it shares with the test suite) is imported from there.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Where the benchmark runs: the servers, a fresh vhost and database per run, the machine.
 
-The vhost and database helpers are the test suite's (``tests/support/services.py``), so the
-benchmark creates and removes its private space exactly as the tests do.
+The vhost and database helpers are the test suite's (``testkit.sandbox``), so the benchmark
+creates and removes its private space exactly as the tests do.
 """
 
 from __future__ import annotations
@@ -21,14 +21,8 @@ import aiormq
 import asyncpg
 import psutil
 
-from tests.support.services import (
-    create_database,
-    create_vhost,
-    delete_vhost,
-    drop_database,
-    normalise_database_url,
-    redact,
-)
+from testkit.sandbox import create_database, create_vhost, delete_vhost, drop_database
+from testkit.services import asyncpg_dsn, normalise_database_url, redact
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -102,8 +96,7 @@ async def server_versions(servers: Servers) -> dict[str, str]:
         versions["rabbitmq"] = version.decode() if isinstance(version, bytes) else str(version)
     finally:
         await connection.close()
-    dsn = "postgresql://" + servers.database_url.partition("://")[2]
-    db = await asyncpg.connect(dsn)
+    db = await asyncpg.connect(asyncpg_dsn(servers.database_url))
     try:
         versions["postgresql"] = str(await db.fetchval("SHOW server_version"))
     finally:

@@ -22,7 +22,8 @@ from typing import Any
 
 import psutil
 
-from tests.support.e2e import Topology, WorkerEnv, WorkerProcess
+from testkit.config import Topology, WorkerEnv
+from testkit.processes import WorkerProcess
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,6 +3,7 @@
 ``postgres_url`` is a fresh database and ``amqp_url`` a fresh vhost, both created for this
 session and removed at its end. A test that needs a service nobody provided is skipped with a
 reason containing ``[no-service]``; the summary prints ``SERVICE-SKIPS: N`` so CI can fail on it.
+The plain functions behind these fixtures are in ``testkit.services`` and ``testkit.sandbox``.
 """
 
 from __future__ import annotations
@@ -17,20 +18,17 @@ from typing import NoReturn
 import pytest
 
 _ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:  # make `tests.support` importable however pytest was started
+if str(_ROOT) not in sys.path:  # make `testkit` importable however pytest was started
     sys.path.insert(0, str(_ROOT))
 
-from tests.support.services import (  # noqa: E402
+from testkit.sandbox import create_database, create_vhost, delete_vhost, drop_database  # noqa: E402
+from testkit.services import (  # noqa: E402
     AMQP_URL_ENV,
     DATABASE_URL_ENV,
     NO_SERVICE,
     AmqpServer,
     ServiceUnavailable,
-    create_database,
-    create_vhost,
-    delete_vhost,
     docker_engine_available,
-    drop_database,
     normalise_database_url,
     postgres_container,
     rabbitmq_container,

@@ -1,6 +1,6 @@
 """E2E fixtures: the worker as a process on the session's vhost and database.
 
-* ``worker_env`` (session): a :class:`~tests.support.e2e.WorkerEnv` on the session's fresh
+* ``worker_env`` (session): a :class:`~testkit.config.WorkerEnv` on the session's fresh
   vhost (``amqp_url``) and database (``postgres_url``), default topology names.
 * ``worker_overrides`` (module): ``WORKER_*`` settings for the module's worker; override this
   fixture in a test module to change them (``{"WORKER_CONCURRENCY": "16"}``).
@@ -8,16 +8,16 @@
   when the module is done; ``worker db upgrade`` runs before the session's first one only.
   Tests in a module share it, so they use fresh data (``unique_email()``, new ids) and
   filter outcomes by ``causation_id``.
-* ``harness`` (module): a :class:`~tests.support.e2e.Harness` on that worker; its event
+* ``harness`` (module): a :class:`~testkit.harness.Harness` on that worker; its event
   collector is bound before any test sends a command.
-* ``workers`` (function): a :class:`~tests.support.e2e.WorkerPool` for tests that start,
+* ``workers`` (function): a :class:`~testkit.processes.WorkerPool` for tests that start,
   SIGTERM or SIGKILL their own workers; every process is killed at teardown.
 * ``isolated_worker_env`` (function): a factory ``isolated_worker_env(**overrides) -> WorkerEnv``
   with a fresh database and fresh exchange/queue names, for tests that need clean tables and
   topology (two workers, crashes, DLQ contents). At teardown the ``workers`` are killed
   first, then the databases dropped and the queues and exchanges deleted.
 
-See ``tests/support/e2e.py`` for the harness API.
+See the ``testkit`` package (its ``__init__`` maps the modules) for the harness API.
 """
 
 from __future__ import annotations
@@ -29,8 +29,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.e2e import AmqpClient, Harness, Topology, WorkerEnv, WorkerPool, WorkerProcess
-from tests.support.services import create_database, drop_database
+from testkit.amqp import AmqpClient
+from testkit.config import Topology, WorkerEnv
+from testkit.harness import Harness
+from testkit.processes import WorkerPool, WorkerProcess
+from testkit.sandbox import create_database, drop_database
 
 
 @pytest.fixture(scope="session")

@@ -25,17 +25,12 @@ from contracts.topology import (
     HEADER_LAST_FAILED_AT,
     HEADER_ORIGINAL_ROUTING_KEY,
 )
-from tests.support.e2e import (
-    Harness,
-    ReceivedMessage,
-    WorkerEnv,
-    WorkerPool,
-    harness_for,
-    new_id,
-    unique_email,
-    unique_token,
-)
-from tests.support.e2e_extra import BROKER_HEADER_PREFIX, isolated_env, pii_token, take_dead_letter
+from testkit.config import WorkerEnv
+from testkit.factories import new_id, pii_token, unique_email, unique_token
+from testkit.harness import Harness, harness_for, isolated_env
+from testkit.messages import BROKER_HEADER_PREFIX, ReceivedMessage
+from testkit.processes import WorkerPool
+from testkit.queues import take_dead_letter
 
 pytestmark = pytest.mark.e2e
 

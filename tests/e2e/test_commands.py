@@ -10,15 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.e2e import (
-    Harness,
-    ReceivedMessage,
-    assert_outcome_message,
-    new_id,
-    unique_code,
-    unique_email,
-    unique_token,
-)
+from testkit.factories import new_id, unique_code, unique_email, unique_token
+from testkit.harness import Harness
+from testkit.messages import ReceivedMessage, assert_outcome_message
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from contracts import event_id
-from tests.support.e2e import Harness, SentMessage, new_id, unique_email, unique_token, wait_until
+from testkit.factories import new_id, unique_email, unique_token, wait_until
+from testkit.harness import Harness
+from testkit.messages import SentMessage
 
 pytestmark = pytest.mark.e2e
 

@@ -16,22 +16,13 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
-from tests.support.e2e import (
-    AmqpClient,
-    EventCollector,
-    Topology,
-    WorkerEnv,
-    WorkerPool,
-    unique_email,
-)
-from tests.support.services import (
-    NO_SERVICE,
-    create_database,
-    create_vhost,
-    delete_vhost,
-    drop_database,
-    vhost_of,
-)
+from testkit.amqp import AmqpClient
+from testkit.config import Topology, WorkerEnv
+from testkit.events import EventCollector
+from testkit.factories import unique_email
+from testkit.processes import WorkerPool
+from testkit.sandbox import create_database, create_vhost, delete_vhost, drop_database, vhost_of
+from testkit.services import NO_SERVICE
 
 pytestmark = pytest.mark.e2e
 

@@ -17,28 +17,21 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.support.e2e import (
-    Harness,
-    SentMessage,
-    WorkerEnv,
-    WorkerPool,
-    WorkerProcess,
-    harness_for,
-    new_id,
-    unique_code,
-    unique_email,
-    unique_token,
-    wait_until,
-)
-from tests.support.e2e_extra import Scrape, http_json, isolated_env, pii_token, scrape
-from tests.support.private import (
+from testkit.config import WorkerEnv
+from testkit.factories import new_id, pii_token, unique_code, unique_email, unique_token, wait_until
+from testkit.harness import Harness, harness_for, isolated_env
+from testkit.http import Scrape, http_json, scrape
+from testkit.messages import SentMessage
+from testkit.private import (
     free_port,
     postgres_installed,
     private_postgres,
     private_rabbitmq,
     rabbitmq_installed,
 )
-from tests.support.services import NO_SERVICE, create_database
+from testkit.processes import WorkerPool, WorkerProcess
+from testkit.sandbox import create_database
+from testkit.services import NO_SERVICE
 
 pytestmark = pytest.mark.e2e
 

@@ -22,21 +22,12 @@ from typing import Any
 import pytest
 
 from contracts.topology import HEADER_ATTEMPTS, HEADER_ERROR_TYPE
-from tests.support.e2e import (
-    WORKER_BIN,
-    AmqpClient,
-    ReceivedMessage,
-    SentMessage,
-    Topology,
-    WorkerEnv,
-    WorkerPool,
-    WorkerProcess,
-    db_fetchval,
-    unique_email,
-    unique_token,
-    wait_until,
-)
-from tests.support.private import (
+from testkit.amqp import AmqpClient
+from testkit.config import Topology, WorkerEnv
+from testkit.database import db_fetchval
+from testkit.factories import unique_email, unique_token, wait_until
+from testkit.messages import ReceivedMessage, SentMessage
+from testkit.private import (
     PrivatePostgres,
     PrivateRabbitMQ,
     accepts_tcp,
@@ -45,7 +36,9 @@ from tests.support.private import (
     private_rabbitmq,
     rabbitmq_installed,
 )
-from tests.support.services import NO_SERVICE, create_database
+from testkit.processes import WORKER_BIN, WorkerPool, WorkerProcess
+from testkit.sandbox import create_database
+from testkit.services import NO_SERVICE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -9,13 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.e2e import (
-    Harness,
-    ReceivedMessage,
-    new_id,
-    unique_code,
-    unique_token,
-)
+from testkit.factories import new_id, unique_code, unique_token
+from testkit.harness import Harness
+from testkit.messages import ReceivedMessage
 
 pytestmark = pytest.mark.e2e
 

@@ -14,29 +14,24 @@ from pathlib import Path
 import pytest
 
 from contracts import CustomerCreated, event_id, make_event
-from tests.support.e2e import (
-    Harness,
-    ReceivedMessage,
-    WorkerEnv,
-    WorkerPool,
-    WorkerProcess,
+from testkit.config import WorkerEnv
+from testkit.database import (
     db_execute,
-    harness_for,
-    new_id,
+    inbox_outcomes,
     table_fingerprints,
-    unique_email,
-    wait_until,
+    unsent_outbox,
+    wait_outbox_flushed,
 )
-from tests.support.e2e_extra import (
+from testkit.factories import new_id, unique_email, wait_until
+from testkit.harness import Harness, harness_for, isolated_env
+from testkit.messages import ReceivedMessage
+from testkit.processes import WorkerPool, WorkerProcess
+from testkit.workload import (
     Workload,
     assert_applied_once,
     assert_one_event_id_each,
     build_workload,
-    inbox_outcomes,
-    isolated_env,
     seed,
-    unsent_outbox,
-    wait_outbox_flushed,
     wait_outcomes,
 )
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.services import AmqpServer
+from testkit.services import AmqpServer
 
 pytestmark = pytest.mark.integration
 

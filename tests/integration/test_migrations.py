@@ -20,7 +20,7 @@ from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from tests.support.services import create_database, drop_database
+from testkit.sandbox import create_database, drop_database
 from worker.db.migrate import alembic_config, upgrade
 from worker.db.models import Base
 from worker.db.session import create_session_factory

@@ -25,24 +25,16 @@ from contracts.topology import (
     HEADER_LAST_FAILED_AT,
     HEADER_ORIGINAL_ROUTING_KEY,
 )
-from tests.support.e2e import (
-    AmqpClient,
-    Harness,
-    ReceivedMessage,
-    SentMessage,
-    Topology,
-    WorkerEnv,
-    WorkerPool,
-    WorkerProcess,
-    db_execute,
-    db_fetchval,
-    harness_for,
-    new_id,
-    unique_email,
-    wait_until,
-)
-from tests.support.private import PrivatePostgres, accepts_tcp, postgres_installed, private_postgres
-from tests.support.services import NO_SERVICE, create_database, drop_database
+from testkit.amqp import AmqpClient
+from testkit.config import Topology, WorkerEnv
+from testkit.database import db_execute, db_fetchval
+from testkit.factories import new_id, unique_email, wait_until
+from testkit.harness import Harness, harness_for
+from testkit.messages import ReceivedMessage, SentMessage
+from testkit.private import PrivatePostgres, accepts_tcp, postgres_installed, private_postgres
+from testkit.processes import WorkerPool, WorkerProcess
+from testkit.sandbox import create_database, drop_database
+from testkit.services import NO_SERVICE
 
 pytestmark = pytest.mark.integration
 

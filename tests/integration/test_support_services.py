@@ -11,22 +11,15 @@ import aiormq.exceptions
 import asyncpg
 import pytest
 
-from tests.support.private import (
+from testkit.private import (
     accepts_tcp,
     postgres_installed,
     private_postgres,
     private_rabbitmq,
     rabbitmq_installed,
 )
-from tests.support.services import (
-    NO_SERVICE,
-    AmqpServer,
-    create_database,
-    create_vhost,
-    delete_vhost,
-    drop_database,
-    vhost_of,
-)
+from testkit.sandbox import create_database, create_vhost, delete_vhost, drop_database, vhost_of
+from testkit.services import NO_SERVICE, AmqpServer
 
 pytestmark = pytest.mark.integration
 

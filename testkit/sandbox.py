@@ -1,125 +1,65 @@
-"""Find the PostgreSQL server and RabbitMQ broker to test against, and carve out private space.
+"""A private corner of a shared server: a fresh database, a fresh vhost, and their removal.
 
-Discovery order (see ``tests/conftest.py``):
+Each test session (and each benchmark run) works in a database and a vhost of its own, so
+runs never see one another's rows or queues:
 
-1. ``WORKER_TEST_DATABASE_URL`` / ``WORKER_TEST_AMQP_URL`` when set (CI sets both);
-2. otherwise testcontainers, but only if a Docker engine answers;
-3. otherwise the test is skipped with a reason that starts with ``NO_SERVICE``.
+``create_database(server_url, prefix="worker_test_") -> url``
+    An empty database on that PostgreSQL server; its ``postgresql+asyncpg://`` URL.
+``drop_database(url)``
+    Drop it, closing its connections (``WITH (FORCE)``); refuses ``postgres``/``template*``.
+``create_vhost(amqp_url, management_url=None, prefix="test-") -> url``
+    A fresh vhost on that broker, the URL's user granted everything on it; the URL pointing
+    at it. Uses a local ``rabbitmqctl`` when it manages that broker, else the management API.
+``delete_vhost(url, management_url=None)``
+    Delete the vhost ``url`` points at, with everything in it (never the default ``/``).
+``vhost_of(amqp_url)``
+    The decoded vhost of an AMQP URL (an empty path means ``/``).
+``rabbitmqctl_manages(amqp_url)``
+    Whether a bare ``rabbitmqctl`` on this machine administers the broker ``amqp_url`` names.
 
-Each test session then gets a fresh database (``create_database``) and a fresh vhost
-(``create_vhost``), removed at the end. These helpers are plain functions without pytest, so
-the benchmark can reuse them. They raise ``ServiceUnavailable`` when the server cannot be
-reached; messages never contain passwords.
+Failures to reach a server raise :class:`testkit.services.ServiceUnavailable`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import concurrent.futures
-import contextlib
 import functools
 import json
-import os
 import re
-import secrets
 import shutil
 import socket
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass
-from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import asyncpg
 
+from testkit.services import (
+    MANAGEMENT_PORT,
+    ServiceUnavailable,
+    asyncpg_dsn,
+    normalise_database_url,
+    random_suffix,
+    redact,
+    run_sync,
+)
+
 __all__ = [
-    "AMQP_URL_ENV",
-    "DATABASE_URL_ENV",
-    "NO_SERVICE",
-    "AmqpServer",
-    "ServiceUnavailable",
     "create_database",
     "create_vhost",
     "delete_vhost",
-    "docker_engine_available",
     "drop_database",
-    "normalise_database_url",
-    "postgres_container",
-    "rabbitmq_container",
-    "random_suffix",
-    "redact",
-    "run_sync",
+    "rabbitmqctl_manages",
     "vhost_of",
 ]
-
-DATABASE_URL_ENV = "WORKER_TEST_DATABASE_URL"
-AMQP_URL_ENV = "WORKER_TEST_AMQP_URL"
-NO_SERVICE = "[no-service]"
-"""Marker in every skip reason caused by a missing service; counted as ``SERVICE-SKIPS``."""
-
-POSTGRES_IMAGE = "postgres:15"
-RABBITMQ_IMAGE = "rabbitmq:3.13-management"
-MANAGEMENT_PORT = 15672
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,63}$")
 _PROTECTED_DATABASES = frozenset({"postgres", "template0", "template1"})
 
-T = TypeVar("T")
-
-
-class ServiceUnavailable(RuntimeError):
-    """The server could not be reached or refused to create or remove what we asked for."""
-
-
-@dataclass(frozen=True)
-class AmqpServer:
-    """A broker to test against: its URL and, when known, its management API base URL."""
-
-    url: str
-    management_url: str | None = None
-
-
-def random_suffix(n_bytes: int = 6) -> str:
-    """Return a random lower-case hex string, for names that must not collide across runs."""
-    return secrets.token_hex(n_bytes)
-
-
-def redact(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion on a private loop in a helper thread.
-
-    Safe to call from sync fixtures while pytest-asyncio owns this thread's event loop.
-    """
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
 
 # --- PostgreSQL -------------------------------------------------------------------------------
-
-
-def normalise_database_url(url: str) -> str:
-    """Return ``url`` as a ``postgresql+asyncpg://`` URL (accepts ``postgres(ql)://`` too)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in {"postgres", "postgresql", "postgresql+asyncpg"}:
-        raise ValueError(f"not a PostgreSQL URL: {redact(url)}")
-    return f"postgresql+asyncpg://{rest}"
-
-
-def _asyncpg_dsn(url: str) -> str:
-    return "postgresql://" + normalise_database_url(url).partition("://")[2]
 
 
 def _with_database(url: str, name: str) -> str:
@@ -132,7 +72,7 @@ def _database_of(url: str) -> str:
 
 
 async def _execute(url: str, statement: str) -> None:
-    conn = await asyncpg.connect(_asyncpg_dsn(url), timeout=10)
+    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
     try:
         await conn.execute(statement)
     finally:
@@ -225,7 +165,7 @@ def _local_node_amqp_ports() -> frozenset[int]:
     return frozenset(int(p) for p in re.findall(r"port: (\d+), protocol: amqp\b", result.stdout))
 
 
-def _can_use_rabbitmqctl(amqp_url: str) -> bool:
+def rabbitmqctl_manages(amqp_url: str) -> bool:
     """Whether a bare ``rabbitmqctl`` manages the very broker ``amqp_url`` points at."""
     parts = urlsplit(amqp_url)
     if (parts.hostname or "localhost") not in _LOCAL_HOSTS or shutil.which("rabbitmqctl") is None:
@@ -273,7 +213,7 @@ def create_vhost(amqp_url: str, *, management_url: str | None = None, prefix: st
     user = unquote(urlsplit(amqp_url).username or "guest")
     if (
         management_url is None
-        and _can_use_rabbitmqctl(amqp_url)
+        and rabbitmqctl_manages(amqp_url)
         and _rabbitmqctl("add_vhost", vhost)
         and _rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
     ):
@@ -293,58 +233,6 @@ def delete_vhost(url: str, *, management_url: str | None = None) -> None:
     vhost = vhost_of(url)
     if vhost == "/":
         raise ValueError("refusing to delete the default vhost '/'")
-    if management_url is None and _can_use_rabbitmqctl(url) and _rabbitmqctl("delete_vhost", vhost):
+    if management_url is None and rabbitmqctl_manages(url) and _rabbitmqctl("delete_vhost", vhost):
         return
     _via_management(url, management_url, ("DELETE", f"/api/vhosts/{quote(vhost, safe='')}"))
-
-
-# --- testcontainers ---------------------------------------------------------------------------
-
-
-@functools.cache
-def docker_engine_available() -> bool:
-    """Whether a Docker engine answers a ping within a few seconds (cached per process)."""
-    if not (os.environ.get("DOCKER_HOST") or shutil.which("docker")):
-        return False
-    try:
-        import docker  # type: ignore[import-untyped]
-
-        client = docker.from_env(timeout=3)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except Exception:
-        return False
-
-
-@contextlib.contextmanager
-def postgres_container() -> Iterator[str]:
-    """Run PostgreSQL 15 in a container; yield its ``postgresql+asyncpg://`` server URL."""
-    try:
-        from testcontainers.community.postgres import PostgresContainer
-    except ImportError:  # testcontainers < 4.9
-        from testcontainers.postgres import PostgresContainer
-
-    with PostgresContainer(POSTGRES_IMAGE, driver="asyncpg") as container:
-        yield normalise_database_url(container.get_connection_url())
-
-
-@contextlib.contextmanager
-def rabbitmq_container() -> Iterator[AmqpServer]:
-    """Run RabbitMQ 3.x with the management plugin in a container; yield where it listens."""
-    try:
-        from testcontainers.community.rabbitmq import RabbitMqContainer
-    except ImportError:  # testcontainers < 4.9
-        from testcontainers.rabbitmq import RabbitMqContainer
-
-    container = RabbitMqContainer(RABBITMQ_IMAGE).with_exposed_ports(MANAGEMENT_PORT)
-    with container:
-        host = container.get_container_host_ip()
-        amqp_port = container.get_exposed_port(container.port)
-        http_port = container.get_exposed_port(MANAGEMENT_PORT)
-        user, password = quote(container.username, safe=""), quote(container.password, safe="")
-        yield AmqpServer(
-            url=f"amqp://{user}:{password}@{host}:{amqp_port}/",
-            management_url=f"http://{host}:{http_port}",
-        )

@@ -1,98 +1,49 @@
-"""What the scale, crash, bad-input and observability e2e tests need beyond ``e2e.py``.
+"""A workload of independent commands, and the checks that each one was applied once.
 
-Like ``e2e.py`` this never imports the worker: it drives it over RabbitMQ and HTTP and reads
-its database.
-
-Isolation
-    ``isolated_env(base, **overrides)`` (context manager): a :class:`WorkerEnv` with a fresh
-    database and fresh topology names, both removed on exit, for module-scoped worlds (the
-    ``isolated_worker_env`` fixture is per test). Stop the workers using it before it exits.
-
-A workload of independent commands
-    ``seed(h, count) -> Seed``: ``count`` customers, each with one account and one conversation,
-    created through the worker (and waited for). ``build_workload(seed, total) -> Workload``:
+``seed(h, count) -> Seed``
+    ``count`` customers, each with one account and one conversation, created through the
+    worker of the :class:`testkit.harness.Harness` ``h`` (and waited for).
+``build_workload(seed, total, rng=None) -> Workload``
     ``total`` commands that may run in any order and on any worker without a rejection:
     ``CreateCustomer`` (new emails), ``AppendMessage`` to the seeded conversations and
     ``RecordTransaction`` credits to the seeded accounts. ``Workload.specs`` are
-    ``AmqpClient.publish_many`` specs with message ids chosen up front.
-    ``wait_outcomes(collector, ids, timeout) -> {command id: [events]}`` waits until every
-    command has at least one event. ``assert_one_event_id_each(outcomes, workload)`` and
-    ``assert_applied_once(h, workload)`` check the results (events and rows).
-
-Bookkeeping tables
-    ``inbox_outcomes(url, ids) -> {id: outcome}``, ``unsent_outbox(url) -> int``,
-    ``wait_outbox_flushed(url, timeout)``.
-
-HTTP and metrics
-    ``http_get(url, timeout) -> (status, body)``, ``http_json(url) -> (status, dict)``,
-    ``Scrape(text)`` with ``.value(name, **labels)`` (one sample, 0.0 when absent) and
-    ``.total(name, **labels)`` (sum of the samples whose labels include ``labels``);
-    ``scrape(port)``.
-
-Messages
-    ``take_dead_letter(client, body, timeout)``: wait for the dead letter whose body is exactly
-    ``body``; ``BROKER_HEADER_PREFIX`` names the headers the broker adds on its own;
-    ``pii_token()`` a unique marker to embed in personal data and search for afterwards.
+    ``AmqpClient.publish_many`` specs with message ids chosen up front; ``.ids``,
+    ``.expected_event``, and what applying each once must leave (``.emails``,
+    ``.references``, ``.credits``, ``.appends``).
+``wait_outcomes(collector, ids, timeout=120) -> {command id: [events]}``
+    Waits until every command has at least one event on the collector.
+``assert_one_event_id_each(outcomes, workload)``, ``assert_applied_once(h, workload)``
+    Exactly one distinct event id of the expected type per command; the inbox and the
+    domain tables show each command applied exactly once.
+``EVENT_OF``
+    The success event of each command type a workload contains.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import random
-import urllib.error
-import urllib.request
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from tests.support.e2e import (
-    DEFAULT_TIMEOUT,
-    AmqpClient,
-    EventCollector,
-    Harness,
-    ReceivedMessage,
-    SentMessage,
-    Topology,
-    WorkerEnv,
-    db_fetch,
-    db_fetchval,
-    new_id,
-    unique_code,
-    unique_email,
-    unique_token,
-    wait_until,
-)
-from tests.support.services import create_database, drop_database
+from testkit.database import inbox_outcomes
+from testkit.events import EventCollector
+from testkit.factories import DEFAULT_TIMEOUT, new_id, unique_code, unique_email, wait_until
+from testkit.harness import Harness
+from testkit.messages import ReceivedMessage, SentMessage
 
 __all__ = [
-    "BROKER_HEADER_PREFIX",
     "EVENT_OF",
-    "Scrape",
     "Seed",
     "Workload",
     "assert_applied_once",
     "assert_one_event_id_each",
     "build_workload",
-    "http_get",
-    "http_json",
-    "inbox_outcomes",
-    "isolated_env",
-    "pii_token",
-    "scrape",
     "seed",
-    "take_dead_letter",
-    "unsent_outbox",
-    "wait_outbox_flushed",
     "wait_outcomes",
 ]
-
-BROKER_HEADER_PREFIX = "x-"
-"""Headers the broker sets itself (e.g. a quorum queue's ``x-delivery-count``)."""
 
 EVENT_OF = {
     "CreateCustomer": "CustomerCreated",
@@ -100,27 +51,6 @@ EVENT_OF = {
     "RecordTransaction": "TransactionRecorded",
 }
 """The success event of each command type a workload contains."""
-
-
-# --- isolation --------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def isolated_env(base: WorkerEnv, **overrides: str | int | float) -> Iterator[WorkerEnv]:
-    """A worker environment with its own database and topology, removed on exit."""
-    database_url = create_database(base.database_url, prefix="worker_e2e_")
-    env = WorkerEnv(
-        amqp_url=base.amqp_url, database_url=database_url, topology=Topology.unique()
-    ).with_overrides(**overrides)
-    try:
-        yield env
-    finally:
-        with contextlib.suppress(Exception), AmqpClient(base.amqp_url) as client:
-            client.delete_topology(env.topology, env.retry_delays)
-        drop_database(database_url)
-
-
-# --- a workload of independent commands -------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -295,109 +225,3 @@ def assert_applied_once(h: Harness, workload: Workload) -> None:
     got = {r["conversation_id"]: list(r["seqs"]) for r in sequences}
     expected = {c: list(range(1, n + 1)) for c, n in workload.appends.items()}
     assert got == expected, "message sequences are not 1..n per conversation"
-
-
-# --- bookkeeping tables -----------------------------------------------------------------------
-
-
-def inbox_outcomes(database_url: str, ids: Iterable[str]) -> dict[str, str]:
-    """The inbox rows of these message ids: ``{message id: outcome}``."""
-    rows = db_fetch(
-        database_url,
-        "SELECT message_id, outcome FROM inbox_messages WHERE message_id = ANY($1::text[])",
-        list(ids),
-    )
-    return {r["message_id"]: r["outcome"] for r in rows}
-
-
-def unsent_outbox(database_url: str) -> int:
-    """How many outbox rows were never marked published."""
-    return int(
-        db_fetchval(database_url, "SELECT count(*) FROM outbox_events WHERE published_at IS NULL")
-    )
-
-
-def wait_outbox_flushed(database_url: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-    """Wait until every outbox row is marked published."""
-    wait_until(
-        lambda: unsent_outbox(database_url) == 0,
-        timeout=timeout,
-        interval=0.2,
-        message=lambda: f"{unsent_outbox(database_url)} outbox rows still unsent",
-    )
-
-
-# --- HTTP and metrics -------------------------------------------------------------------------
-
-
-def http_get(url: str, *, timeout: float = 5) -> tuple[int, bytes]:
-    """GET ``url``; its status and body (error statuses are returned, not raised)."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return int(response.status), bytes(response.read())
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), bytes(exc.read())
-
-
-def http_json(url: str, *, timeout: float = 5) -> tuple[int, Any]:
-    """GET ``url`` and parse the body as JSON (``None`` if it is not JSON)."""
-    status, body = http_get(url, timeout=timeout)
-    try:
-        return status, json.loads(body)
-    except ValueError:
-        return status, None
-
-
-class Scrape:
-    """One Prometheus text exposition, parsed."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.samples = [
-            (sample.name, dict(sample.labels), sample.value)
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        ]
-
-    def _matching(self, name: str, labels: Mapping[str, str]) -> list[float]:
-        return [
-            value
-            for sample_name, sample_labels, value in self.samples
-            if sample_name == name and all(sample_labels.get(k) == v for k, v in labels.items())
-        ]
-
-    def total(self, name: str, **labels: str) -> float:
-        """Sum of the samples called ``name`` whose labels include ``labels``."""
-        return sum(self._matching(name, labels))
-
-    def value(self, name: str, **labels: str) -> float:
-        """The one sample called ``name`` with these labels (0.0 if there is none)."""
-        found = self._matching(name, labels)
-        assert len(found) <= 1, f"{name}{labels} matches {len(found)} samples"
-        return found[0] if found else 0.0
-
-    def names(self) -> set[str]:
-        """Every sample name present."""
-        return {name for name, _, _ in self.samples}
-
-
-def scrape(port: int) -> Scrape:
-    """Fetch and parse ``/metrics`` of a worker on ``127.0.0.1:port``."""
-    status, body = http_get(f"http://127.0.0.1:{port}/metrics")
-    assert status == 200, (status, body[:200])
-    return Scrape(body.decode())
-
-
-# --- messages ---------------------------------------------------------------------------------
-
-
-def take_dead_letter(
-    client: AmqpClient, body: bytes, *, timeout: float = DEFAULT_TIMEOUT
-) -> ReceivedMessage:
-    """Wait for the dead letter whose body is exactly ``body`` and remove it from the DLQ."""
-    return client.wait_dead_letter(lambda m: m.body == body, timeout=timeout)
-
-
-def pii_token() -> str:
-    """A marker to embed in personal data, easy to search for in logs and headers."""
-    return f"pii{unique_token(6)}"

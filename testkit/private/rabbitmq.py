@@ -1,0 +1,175 @@
+"""A RabbitMQ node of our own: ``private_rabbitmq()``, ``PrivateRabbitMQ``.
+
+Own node name, AMQP and distribution ports, data dir and Erlang cookie, no plugins; it runs
+as the current user in its own process group. See :mod:`testkit.private`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from testkit.private.host import accepts_tcp, free_port, make_base, speaks_amqp, tail
+from testkit.services import random_suffix
+
+__all__ = ["PrivateRabbitMQ", "private_rabbitmq", "rabbitmq_installed"]
+
+
+def _rabbitmq_script(name: str) -> str:
+    packaged = Path("/usr/lib/rabbitmq/bin") / name  # skips Debian's su/log-redirect wrapper
+    if packaged.exists():
+        return str(packaged)
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(f"{name} not found")
+    return found
+
+
+def rabbitmq_installed() -> bool:
+    """Whether ``rabbitmq-server`` and ``rabbitmqctl`` can be found to start a private node."""
+    try:
+        _rabbitmq_script("rabbitmq-server")
+        _rabbitmq_script("rabbitmqctl")
+    except RuntimeError:
+        return False
+    return True
+
+
+class PrivateRabbitMQ:
+    """A RabbitMQ node of our own: own node name, ports, data dir, cookie, no plugins.
+
+    It runs as the current user (root included) in its own process group, so ``kill()``
+    reaches every process of it.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.nodename = f"private-{random_suffix(4)}@localhost"
+        self.base = make_base("private-rabbit-", None)
+        self.log_file = self.base / "server.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._write_files()
+
+    @property
+    def url(self) -> str:
+        """AMQP URL of the default vhost as ``guest`` (allowed from loopback)."""
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    def _write_files(self) -> None:
+        files = {
+            "rabbitmq.conf": f"listeners.tcp.default = 127.0.0.1:{self.port}\n",
+            "enabled_plugins": "[].\n",
+            "rabbitmq-env.conf": "",
+            ".erlang.cookie": random_suffix(16).upper(),
+        }
+        for name, content in files.items():
+            path = self.base / name
+            path.write_text(content)
+        (self.base / ".erlang.cookie").chmod(0o400)
+
+    def _env(self) -> dict[str, str]:
+        base = str(self.base)
+        return {
+            **os.environ,
+            "HOME": base,
+            "RABBITMQ_NODENAME": self.nodename,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_CONF_ENV_FILE": f"{base}/rabbitmq-env.conf",
+            "RABBITMQ_CONFIG_FILE": f"{base}/rabbitmq.conf",
+            "RABBITMQ_ADVANCED_CONFIG_FILE": f"{base}/advanced.config",
+            "RABBITMQ_ENABLED_PLUGINS_FILE": f"{base}/enabled_plugins",
+            "RABBITMQ_MNESIA_BASE": f"{base}/mnesia",
+            "RABBITMQ_LOG_BASE": f"{base}/log",
+            "RABBITMQ_PID_FILE": f"{base}/rabbitmq.pid",
+            "RABBITMQ_LOGS": "-",
+        }
+
+    def _ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [_rabbitmq_script("rabbitmqctl"), "-n", self.nodename, *args],
+            env=self._env(),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            cwd=self.base,
+        )
+
+    def start(self, timeout: float = 60) -> None:
+        """Start the node and wait until it answers AMQP on ``port``."""
+        if self._process is not None and self._process.poll() is None:
+            return
+        with self.log_file.open("ab") as log:
+            self._process = subprocess.Popen(
+                [_rabbitmq_script("rabbitmq-server")],
+                env=self._env(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.base,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while not speaks_amqp(self.port):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"private rabbitmq did not start:\n{tail(self.log_file)}")
+            time.sleep(0.25)
+
+    def stop(self, timeout: float = 60) -> None:
+        """Stop the node cleanly (``rabbitmqctl stop``); keep its data for ``start()``."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        self._ctl("stop", timeout=timeout)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """Crash the node: SIGKILL its whole process group; keep its data."""
+        process = self._process
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int((self.base / "rabbitmq.pid").read_text().strip()), signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while accepts_tcp(self.port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def restart(self) -> None:
+        """Stop cleanly, then start again on the same port with the same data."""
+        self.stop()
+        self.start()
+
+    def destroy(self) -> None:
+        """Kill the node and delete its files."""
+        self.kill()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def private_rabbitmq() -> Iterator[PrivateRabbitMQ]:
+    """Yield a started ``PrivateRabbitMQ``; it is killed and deleted on exit, whatever happened."""
+    instance = PrivateRabbitMQ()
+    atexit.register(instance.destroy)
+    try:
+        instance.start()
+        yield instance
+    finally:
+        instance.destroy()
+        atexit.unregister(instance.destroy)

@@ -1,1 +1,0 @@
-"""Test support: service discovery and throw-away service instances (no pytest fixtures here)."""
