@@ -13,7 +13,8 @@
     and the command queue holds no ready message), ``.fetch/.fetchrow/.fetchval(sql, *args)``,
     ``.fingerprint()``, and data builders ``.create_customer(**fields) -> payload``,
     ``.open_account(customer_id, **fields) -> account_number``,
-    ``.start_conversation(customer_id, **fields) -> conversation_id``; ``.close()``.
+    ``.start_conversation(customer_id, **fields) -> conversation_id``. ``.close()`` raises
+    :class:`testkit.events.EventCollectorError` if its collector stopped on its own.
 ``harness_for(env, worker=None)``
     A context manager yielding a ``Harness`` (closed on exit); build it before starting a
     worker to be sure its collector misses nothing.
