@@ -8,8 +8,8 @@
     ``CreateCustomer`` (new emails), ``AppendMessage`` to the seeded conversations and
     ``RecordTransaction`` credits to the seeded accounts. ``Workload.specs`` are
     ``AmqpClient.publish_many`` specs with message ids chosen up front; ``.ids``,
-    ``.expected_event``, and what applying each once must leave (``.emails``,
-    ``.references``, ``.credits``, ``.appends``).
+    ``.expected_event``, ``.add(type, payload)``, and what applying each once must leave
+    (``.emails``, ``.references``, ``.credits``, ``.appends``).
 ``wait_outcomes(collector, ids, timeout=120) -> {command id: [events]}``
     Waits until every command has at least one event on the collector.
 ``assert_one_event_id_each(outcomes, workload)``, ``assert_applied_once(h, workload)``

@@ -1,7 +1,16 @@
 """A PostgreSQL cluster of our own: ``private_postgres()``, ``PrivatePostgres``.
 
 ``initdb`` in a temp dir, started with ``pg_ctl`` on a free port with trust auth and
-``fsync=off``; as root, it runs as ``postgres`` (or ``nobody``). See :mod:`testkit.private`.
+``fsync=off``; as root, it runs as ``postgres`` (or ``nobody``).
+
+``private_postgres()``
+    A context manager yielding a started ``PrivatePostgres``, destroyed on exit.
+``PrivatePostgres``
+    ``.url`` (the ``postgres`` database as superuser), ``.port``, ``.init()``, ``.start()``,
+    ``.stop(mode="fast")`` (keeps the data), ``.kill()`` (SIGKILL, as a crash),
+    ``.restart()``, ``.destroy()`` (stop however it can, delete the files).
+``postgres_installed()``
+    Whether ``initdb`` and ``pg_ctl`` can be found.
 """
 
 from __future__ import annotations

@@ -1,7 +1,16 @@
 """A RabbitMQ node of our own: ``private_rabbitmq()``, ``PrivateRabbitMQ``.
 
 Own node name, AMQP and distribution ports, data dir and Erlang cookie, no plugins; it runs
-as the current user in its own process group. See :mod:`testkit.private`.
+as the current user in its own process group.
+
+``private_rabbitmq()``
+    A context manager yielding a started ``PrivateRabbitMQ``, killed and deleted on exit.
+``PrivateRabbitMQ``
+    ``.url`` (``guest`` on ``/``), ``.port``, ``.start()`` (waits until it answers AMQP),
+    ``.stop()`` (``rabbitmqctl stop``, keeps the data), ``.kill()`` (SIGKILL of its process
+    group, as a crash), ``.restart()``, ``.destroy()`` (kill, delete the files).
+``rabbitmq_installed()``
+    Whether ``rabbitmq-server`` and ``rabbitmqctl`` can be found.
 """
 
 from __future__ import annotations
