@@ -31,16 +31,16 @@ def example_result_payload(query_type: str) -> dict[str, Any]:
 
 def example_message(message_type: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
     """A complete example body (as a dict) of a message type, optionally with another payload."""
+    cls = MESSAGE_CLASSES.get(message_type)
+    is_request = cls is not None and issubclass(cls, RequestEnvelope)
     message: dict[str, Any] = {
-        "message_id": REQUEST_ID,
+        "message_id": REQUEST_ID if is_request else EVENT_ID,
         "type": message_type,
         "version": 1,
         "correlation_id": "chat-session-42",
-        "occurred_at": AT,
-        "payload": example_payload(message_type) if payload is None else payload,
     }
-    cls = MESSAGE_CLASSES.get(message_type)
-    if cls is None or not issubclass(cls, RequestEnvelope):
-        message["message_id"] = EVENT_ID
+    if not is_request:
         message["causation_id"] = REQUEST_ID
+    message["occurred_at"] = AT
+    message["payload"] = example_payload(message_type) if payload is None else payload
     return message
