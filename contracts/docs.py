@@ -91,8 +91,7 @@ def _names() -> list[str]:
     ]  # fmt: skip
     lines = ["| name | kind | setting | purpose |", "| --- | --- | --- | --- |"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    pattern = DEFAULT_REPLY_TO_PATTERN.replace("|", "\\|")
-    return [*lines, "", f"Default `WORKER_REPLY_TO_PATTERN`: `{pattern}`."]
+    return [*lines, "", f"Default `WORKER_REPLY_TO_PATTERN`: `{DEFAULT_REPLY_TO_PATTERN}`."]
 
 
 def _headers() -> list[str]:

@@ -13,7 +13,13 @@ from contracts.headers import (
     event_headers_schema,
     request_headers_schema,
 )
-from contracts.registry import COMMAND_TYPES, EVENT_ROUTING_KEYS, MESSAGE_CLASSES, QUERY_TYPES
+from contracts.registry import (
+    COMMAND_TYPES,
+    EVENT_ROUTING_KEYS,
+    MESSAGE_CLASSES,
+    QUERY_TYPES,
+    type_name,
+)
 from contracts.topology import (
     COMMAND_QUEUE,
     COMMANDS_EXCHANGE,
@@ -202,7 +208,7 @@ def _declarations(cls: type[MessageEnvelope]) -> dict[str, Any]:
     """What a request class declares, as ``x-fca-*`` specification extensions."""
     if issubclass(cls, CommandEnvelope):
         return {
-            "x-fca-events": [event.model_fields["type"].default for event in cls.events],
+            "x-fca-events": [type_name(event) for event in cls.events],
             "x-fca-ordering-fields": list(cls.ordering_fields),
             "x-fca-rejections": list(cls.rejections),
         }

@@ -2,18 +2,21 @@
 
 The worker's settings take their defaults from here (each name is also a setting)::
 
-    publisher ──► fca.commands (topic) ──#──► fca.worker.commands.partitions
-                                              (x-consistent-hash on header fca-ordering-key)
-                      ┌──────────────────────────────┼────────────────────────────┐
-                      ▼                              ▼                            ▼
-          fca.worker.commands.p00       fca.worker.commands.p01   …   fca.worker.commands.pNN
-          (quorum, single active consumer; one replica works on a partition at a time)
-                      │
-                      ├──► worker ──► fca.events (topic), routing key per event type
-                      │                └──► replies to reply_to (default exchange)
-                      ├──► fca.worker.commands.retry.<N>s (quorum delay queue; after the
-                      │       TTL it dead-letters back to the partitions exchange, at least once)
-                      └──► fca.worker.commands.dlq (quorum): commands that could not be processed
+    publisher ──► fca.commands (topic exchange)
+                       │ bound with #
+                       ▼
+                  fca.worker.commands.partitions (x-consistent-hash on header fca-ordering-key)
+                       │
+          ┌────────────┼─────────────┐
+          ▼            ▼             ▼
+         .p00         .p01    …     .pNN     fca.worker.commands.p00 …: quorum queues with a
+          │                                  single active consumer (one replica per partition)
+          ▼
+       worker ──► fca.events (topic exchange), routing key per event type
+          │  └──► reply_to queue (default exchange): the outcome or the query answer
+          ├─────► fca.worker.commands.retry.<N>s (quorum delay queue) ──after N s──►
+          │           back to fca.worker.commands.partitions (dead-lettered at least once)
+          └─────► fca.worker.commands.dlq (quorum): commands that could not be processed
 
 Every queue that holds a command is a quorum queue and every hop is at least once
 (publisher confirms, or ``x-dead-letter-strategy: at-least-once`` with

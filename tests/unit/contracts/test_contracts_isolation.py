@@ -34,7 +34,8 @@ for name in {modules!r}:
     importlib.import_module(name)
 import contracts
 json.dumps(contracts.asyncapi_document())
-contracts.parse_message(json.dumps(contracts.example_message("CreateCustomer")).encode())
+message = contracts.parse_message(json.dumps(contracts.example_message("CreateCustomer")).encode())
+assert contracts.ordering_key(message) == "email:ada@example.com"
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
 print("LOADED:" + ",".join(loaded))
 """
