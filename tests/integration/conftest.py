@@ -4,7 +4,7 @@
 session factory over a schema built by the Alembic migrations, with every table empty:
 
 * SQLite: a fresh in-memory engine per test (``StaticPool``), migrated with
-  :func:`worker.db.migrate.upgrade_engine`;
+  :func:`upgrade_engine` (below);
 * PostgreSQL: the session's fresh database (``postgres_url``), migrated once per session,
   reached through one ``NullPool`` engine and truncated before each test.
 
@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from tests.factories import conversation_data, customer_data, customer_fields, moments
-from worker.db.migrate import upgrade, upgrade_engine
+from worker.db.migrate import alembic_config, upgrade
 from worker.db.models import Base, Conversation, Customer
 from worker.db.session import SessionFactory, create_engine, create_session_factory
 from worker.repositories import ConversationRepository, CustomerRepository
@@ -61,6 +62,17 @@ class Backend:
         if not statement.lstrip().upper().startswith("BEGIN"):
             self.statements.append(statement)
 
+
+async def upgrade_engine(engine: AsyncEngine, revision: str = "head") -> None:
+    """Migrate through an existing engine (in-memory SQLite lives only in its connection)."""
+
+    def _upgrade(connection: object) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade)
 
 @pytest.fixture(scope="session")
 def migrated_postgres_url(postgres_url: str) -> str:
@@ -142,7 +154,7 @@ async def customers(session_factory: SessionFactory) -> list[Customer]:
     async with session_factory() as session, session.begin():
         repo = CustomerRepository(session)
         return [
-            await repo.create(customer_data(is_vip=i % 3 == 0, created_at=at, updated_at=at))
+            await repo.create(**customer_data(is_vip=i % 3 == 0, created_at=at, updated_at=at))
             for i, at in enumerate(moments(10))
         ]
 
@@ -156,7 +168,7 @@ async def conversations(
         repo = ConversationRepository(session)
         return [
             await repo.create(
-                conversation_data(customers[i % len(customers)].id, updated_at=at, created_at=at)
+                **conversation_data(customers[i % len(customers)].id, updated_at=at, created_at=at)
             )
             for i, at in enumerate(moments(50))
         ]

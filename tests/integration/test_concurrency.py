@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.factories import customer_fields, random_email
+from tests.integration.ledger import ledger_balance, running_balance_gaps
 from worker.db.models import Account, Transaction
 from worker.db.session import SessionFactory, create_engine, create_session_factory
 from worker.errors import EmailTaken, InsufficientFunds
 from worker.repositories import AccountRepository, MessageRepository
-from worker.repositories.raw_queries import ledger_balance, running_balance_gaps
 from worker.services import AccountService, ConversationService, CustomerService
 
 pytestmark = pytest.mark.integration
@@ -104,7 +104,7 @@ async def test_a_locked_account_makes_the_next_locker_wait_for_the_commit(
             repo = AccountRepository(session)
             locked = await repo.lock_by_account_number(account.account_number)
             assert locked is not None
-            await repo.update(locked.id, {"balance": Decimal("7.00")})
+            await repo.update(locked.id, balance=Decimal("7.00"))
             first_locked.set()
             await release.wait()
 

@@ -20,8 +20,8 @@ pytestmark = pytest.mark.integration
 async def accounts(session: AsyncSession, customers: list[Customer]) -> list[Account]:
     """Four accounts of the first customer (opened a minute apart) and one of the second."""
     repo = AccountRepository(session)
-    owned = [await repo.create(account_data(customers[0].id, created_at=at)) for at in moments(4)]
-    return [*owned, await repo.create(account_data(customers[1].id))]
+    owned = [await repo.create(**account_data(customers[0].id, created_at=at)) for at in moments(4)]
+    return [*owned, await repo.create(**account_data(customers[1].id))]
 
 
 async def test_find_by_account_number_returns_the_account(
@@ -77,23 +77,25 @@ async def test_lock_by_account_number_returns_none_when_missing(session: AsyncSe
     assert await AccountRepository(session).lock_by_account_number("404") is None
 
 
-async def test_freeze_numbers_freezes_only_active_existing_accounts(
+async def test_change_status_moves_only_existing_accounts_in_the_given_status(
     session: AsyncSession, accounts: list[Account]
 ) -> None:
     repo = AccountRepository(session)
-    await repo.update(accounts[1].id, {"status": "closed"})
+    await repo.update(accounts[1].id, status="closed")
     asked = [accounts[3].account_number, accounts[0].account_number]
     asked += [accounts[1].account_number, "missing-1"]
 
-    frozen = await repo.freeze_numbers(asked)
+    frozen = await repo.change_status(asked, before="active", after="frozen")
 
     assert frozen == sorted([accounts[0].account_number, accounts[3].account_number])
-    assert await repo.freeze_numbers(asked) == []
+    assert await repo.change_status(asked, before="active", after="frozen") == []
     session.expunge_all()
     statuses = {a.account_number: a.status for a in await repo.get_all()}
     assert statuses[accounts[0].account_number] == "frozen"
     assert statuses[accounts[1].account_number] == "closed"
     assert statuses[accounts[2].account_number] == "active"
+    unfrozen = await repo.change_status(asked, before="frozen", after="active")
+    assert unfrozen == frozen
 
 
 async def test_count_existing_counts_only_known_numbers(
@@ -123,8 +125,10 @@ async def test_find_recent_transactions_returns_newest_first_within_the_limit(
 ) -> None:
     repo = TransactionRepository(session)
     account, other = accounts[0], accounts[4]
-    created = [await repo.create(transaction_data(account.id, created_at=at)) for at in moments(6)]
-    await repo.create(transaction_data(other.id))
+    created = [
+        await repo.create(**transaction_data(account.id, created_at=at)) for at in moments(6)
+    ]
+    await repo.create(**transaction_data(other.id))
 
     recent = await repo.find_recent_transactions(account.id, limit=4)
 
@@ -138,7 +142,7 @@ async def test_find_recent_transactions_breaks_timestamp_ties_by_id(
 ) -> None:
     repo = TransactionRepository(session)
     [at] = moments(1)
-    created = [await repo.create(transaction_data(accounts[0].id, created_at=at)) for _ in "abc"]
+    created = [await repo.create(**transaction_data(accounts[0].id, created_at=at)) for _ in "abc"]
 
     recent = await repo.find_recent_transactions(accounts[0].id)
 
@@ -149,7 +153,7 @@ async def test_find_by_reference_finds_only_the_accounts_own_reference(
     session: AsyncSession, accounts: list[Account]
 ) -> None:
     repo = TransactionRepository(session)
-    mine = await repo.create(transaction_data(accounts[0].id, reference="INV-1"))
+    mine = await repo.create(**transaction_data(accounts[0].id, reference="INV-1"))
 
     assert await repo.find_by_reference(accounts[0].id, "INV-1") is mine
     assert await repo.find_by_reference(accounts[1].id, "INV-1") is None

@@ -8,12 +8,25 @@ from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.factories import account_data, customer_data, product_data
+from tests.factories import (
+    account_data,
+    conversation_data,
+    customer_data,
+    product_data,
+    transaction_data,
+)
 from worker.db.models import Customer, Product
-from worker.errors import UnknownFilterField
-from worker.repositories import AccountRepository, CustomerRepository, ProductRepository
+from worker.errors import ConversationExists, DuplicateReference, EmailTaken, UnknownFilterField
+from worker.repositories import (
+    AccountRepository,
+    ConversationRepository,
+    CustomerRepository,
+    ProductRepository,
+    TransactionRepository,
+)
 from worker.repositories.base import MAX_LIMIT
 
 if TYPE_CHECKING:
@@ -24,12 +37,12 @@ pytestmark = pytest.mark.integration
 
 async def _products(session: AsyncSession, count: int, **overrides: object) -> list[Product]:
     repo = ProductRepository(session)
-    return [await repo.create(product_data(**overrides)) for _ in range(count)]
+    return [await repo.create(**product_data(**overrides)) for _ in range(count)]
 
 
 async def test_create_returns_the_primary_key_and_server_defaults(session: AsyncSession) -> None:
-    customer = await CustomerRepository(session).create(customer_data())
-    account = await AccountRepository(session).create(account_data(customer.id))
+    customer = await CustomerRepository(session).create(**customer_data())
+    account = await AccountRepository(session).create(**account_data(customer.id))
 
     assert isinstance(customer.id, int)
     assert isinstance(customer.created_at, datetime)
@@ -44,10 +57,10 @@ async def test_create_returns_the_primary_key_and_server_defaults(session: Async
 async def test_create_fetches_server_defaults_in_the_insert_itself(
     backend: Backend, session: AsyncSession
 ) -> None:
-    customer = await CustomerRepository(session).create(customer_data())
+    customer = await CustomerRepository(session).create(**customer_data())
     statements = backend.capture()
 
-    await AccountRepository(session).create(account_data(customer.id))
+    await AccountRepository(session).create(**account_data(customer.id))
 
     assert len(statements) == 1
     assert statements[0].lstrip().upper().startswith("INSERT")
@@ -56,7 +69,7 @@ async def test_create_fetches_server_defaults_in_the_insert_itself(
 
 async def test_create_rejects_unknown_columns(session: AsyncSession) -> None:
     with pytest.raises(UnknownFilterField):
-        await ProductRepository(session).create(product_data(colour="red"))
+        await ProductRepository(session).create(**product_data(colour="red"))
 
 
 async def test_get_by_id_returns_the_row(session: AsyncSession) -> None:
@@ -98,16 +111,16 @@ async def test_get_by_filters_matches_on_equality(session: AsyncSession) -> None
     await _products(session, 1, category="savings", is_active=False)
     repo = ProductRepository(session)
 
-    found = await repo.get_by_filters({"category": "savings", "is_active": True})
+    found = await repo.get_by_filters(category="savings", is_active=True)
 
     assert [p.id for p in found] == [p.id for p in savings]
-    assert await repo.get_by_filters({"category": "mortgages"}) == []
+    assert await repo.get_by_filters(category="mortgages") == []
 
 
 async def test_get_by_filters_honours_the_limit(session: AsyncSession) -> None:
     products = await _products(session, 5, category="cards")
 
-    found = await ProductRepository(session).get_by_filters({"category": "cards"}, limit=2)
+    found = await ProductRepository(session).get_by_filters(limit=2, category="cards")
 
     assert [p.id for p in found] == [p.id for p in products[:2]]
 
@@ -115,7 +128,7 @@ async def test_get_by_filters_honours_the_limit(session: AsyncSession) -> None:
 async def test_get_by_filters_clamps_the_limit_to_the_hard_maximum(session: AsyncSession) -> None:
     await session.execute(insert(Product), [product_data() for _ in range(MAX_LIMIT + 1)])
 
-    found = await ProductRepository(session).get_by_filters({"category": "savings"}, limit=10**6)
+    found = await ProductRepository(session).get_by_filters(limit=10**6, category="savings")
 
     assert len(found) == MAX_LIMIT
 
@@ -124,7 +137,7 @@ async def test_get_by_filters_rejects_an_unknown_field(session: AsyncSession) ->
     repo = ProductRepository(session)
 
     with pytest.raises(UnknownFilterField) as caught:
-        await repo.get_by_filters({"category": "savings", "metadata": 1, "__class__": 2})
+        await repo.get_by_filters(category="savings", metadata=1, __class__=2)
 
     assert caught.value.fields == ["__class__", "metadata"]
 
@@ -135,7 +148,7 @@ async def test_update_changes_the_row_in_one_round_trip(
     [product] = await _products(session, 1, name="Old")
     statements = backend.capture()
 
-    updated = await ProductRepository(session).update(product.id, {"name": "New"})
+    updated = await ProductRepository(session).update(product.id, name="New")
 
     assert updated is not None
     assert (updated.id, updated.name, updated.code) == (product.id, "New", product.code)
@@ -147,7 +160,7 @@ async def test_update_is_visible_to_later_reads(session: AsyncSession) -> None:
     [product] = await _products(session, 1, interest_rate=Decimal("1.0000"))
     repo = ProductRepository(session)
 
-    await repo.update(product.id, {"interest_rate": Decimal("2.5000")})
+    await repo.update(product.id, interest_rate=Decimal("2.5000"))
     session.expunge_all()
 
     reloaded = await repo.get_by_id(product.id)
@@ -156,14 +169,14 @@ async def test_update_is_visible_to_later_reads(session: AsyncSession) -> None:
 
 
 async def test_update_returns_none_for_a_missing_id(session: AsyncSession) -> None:
-    assert await ProductRepository(session).update(424_242, {"name": "Nobody"}) is None
+    assert await ProductRepository(session).update(424_242, name="Nobody") is None
 
 
 async def test_update_rejects_unknown_columns(session: AsyncSession) -> None:
     [product] = await _products(session, 1)
 
     with pytest.raises(UnknownFilterField):
-        await ProductRepository(session).update(product.id, {"price": 3})
+        await ProductRepository(session).update(product.id, price=3)
 
 
 async def test_delete_removes_the_row_and_says_whether_one_matched(session: AsyncSession) -> None:
@@ -193,19 +206,19 @@ async def test_bulk_update_returns_the_number_of_rows_matched(session: AsyncSess
     repo = ProductRepository(session)
     chosen = [p.id for p in products[:3]]
 
-    matched = await repo.bulk_update([*chosen, 90_001, 90_002], {"is_active": False})
+    matched = await repo.bulk_update([*chosen, 90_001, 90_002], is_active=False)
 
     assert matched == 3
     assert await repo.count(is_active=False) == 3
-    assert await repo.bulk_update([], {"is_active": False}) == 0
-    assert await repo.bulk_update([90_003], {"is_active": False}) == 0
+    assert await repo.bulk_update([], is_active=False) == 0
+    assert await repo.bulk_update([90_003], is_active=False) == 0
 
 
 async def test_bulk_update_is_a_single_statement(backend: Backend, session: AsyncSession) -> None:
     products = await _products(session, 4)
     statements = backend.capture()
 
-    await ProductRepository(session).bulk_update([p.id for p in products], {"category": "x"})
+    await ProductRepository(session).bulk_update([p.id for p in products], category="x")
 
     assert len(statements) == 1
 
@@ -214,7 +227,7 @@ async def test_bulk_update_rejects_unknown_columns(session: AsyncSession) -> Non
     [product] = await _products(session, 1)
 
     with pytest.raises(UnknownFilterField):
-        await ProductRepository(session).bulk_update([product.id], {"colour": "red"})
+        await ProductRepository(session).bulk_update([product.id], colour="red")
 
 
 # --- SoftDeleteMixin (customers) ----------------------------------------------------------
@@ -252,11 +265,62 @@ async def test_soft_deleted_rows_are_excluded_from_get_all_filters_and_count(
     await repo.delete(deleted.id)
 
     listed = await repo.get_all()
-    vips = await repo.get_by_filters({"is_vip": True})
+    vips = await repo.get_by_filters(is_vip=True)
 
     assert deleted.id not in [c.id for c in listed]
     assert len(listed) == 9
     assert deleted.id not in [c.id for c in vips]
-    assert await repo.get_by_filters({"email": deleted.email}) == []
+    assert await repo.get_by_filters(email=deleted.email) == []
     assert await repo.count() == 9
     assert await repo.count(is_vip=True) == sum(c.is_vip for c in customers) - 1
+
+
+# --- unique violations the contract names ----------------------------------------------------
+
+
+async def test_create_raises_a_taken_email_as_email_taken(session: AsyncSession) -> None:
+    """The race a service's pre-check cannot close: the insert itself must answer."""
+    taken = await CustomerRepository(session).create(**customer_data())
+
+    with pytest.raises(EmailTaken) as raised:
+        await CustomerRepository(session).create(**customer_data(email=taken.email))
+
+    assert isinstance(raised.value.__cause__, IntegrityError)
+
+
+async def test_update_raises_a_taken_email_as_email_taken(session: AsyncSession) -> None:
+    repo = CustomerRepository(session)
+    first, second = await repo.create(**customer_data()), await repo.create(**customer_data())
+
+    with pytest.raises(EmailTaken):
+        await repo.update(second.id, email=first.email)
+
+
+async def test_create_raises_a_reused_reference_as_duplicate_reference(
+    session: AsyncSession,
+) -> None:
+    customer = await CustomerRepository(session).create(**customer_data())
+    account = await AccountRepository(session).create(**account_data(customer.id))
+    repo = TransactionRepository(session)
+    await repo.create(**transaction_data(account.id, reference="INV-1"))
+
+    with pytest.raises(DuplicateReference):
+        await repo.create(**transaction_data(account.id, reference="INV-1"))
+
+
+async def test_create_raises_a_reused_conversation_id_as_conversation_exists(
+    session: AsyncSession,
+) -> None:
+    customer = await CustomerRepository(session).create(**customer_data())
+    repo = ConversationRepository(session)
+    first = await repo.create(**conversation_data(customer.id))
+
+    with pytest.raises(ConversationExists):
+        await repo.create(**conversation_data(customer.id, conversation_id=first.conversation_id))
+
+
+async def test_other_integrity_errors_are_not_dressed_up_as_rejections(
+    session: AsyncSession,
+) -> None:
+    with pytest.raises(IntegrityError):
+        await AccountRepository(session).create(**account_data(999_999))

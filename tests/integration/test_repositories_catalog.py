@@ -25,7 +25,7 @@ async def products(session: AsyncSession) -> list[Product]:
         product_data(code="SAV-B", category="savings", is_active=False),
         product_data(code="LOAN-A", category="loans"),
     ]
-    return [await repo.create(row) for row in rows]
+    return [await repo.create(**row) for row in rows]
 
 
 async def test_find_by_code_returns_the_product(
@@ -77,7 +77,7 @@ async def faqs(session: AsyncSession) -> list[FAQ]:
         faq_data(question="Where is my card?", keywords="delivery\npin_mailer"),
         faq_data(question="Can I get 1000 cashback?", keywords="offers"),
     ]
-    return [await repo.create(row) for row in rows]
+    return [await repo.create(**row) for row in rows]
 
 
 def _ids(found: list[FAQ]) -> list[int]:
@@ -132,7 +132,7 @@ async def test_search_by_keyword_treats_backslash_literally(
     session: AsyncSession, faqs: list[FAQ]
 ) -> None:
     repo = FAQRepository(session)
-    windows = await repo.create(faq_data(question=r"Where is C:\Bank\app?", keywords=""))
+    windows = await repo.create(**faq_data(question=r"Where is C:\Bank\app?", keywords=""))
 
     assert await repo.search_by_keyword("\\") == [windows]
     assert await repo.search_by_keyword(r"c:\bank") == [windows]

@@ -52,7 +52,7 @@ async def test_find_by_ticket_id_returns_the_escalated_conversation(
 ) -> None:
     repo = ConversationRepository(session)
     target = conversations[3]
-    await repo.update(target.id, {"status": "escalated", "escalation_id": "ESC-T00042"})
+    await repo.update(target.id, status="escalated", escalation_id="ESC-T00042")
 
     found = await repo.find_by_ticket_id("ESC-T00042")
 
@@ -100,11 +100,11 @@ async def test_find_by_customer_honours_the_limit_and_hands_out_a_cursor(
 async def test_find_by_customer_pages_without_skipping_or_repeating_while_rows_arrive(
     session: AsyncSession,
 ) -> None:
-    customer = await CustomerRepository(session).create(customer_data())
+    customer = await CustomerRepository(session).create(**customer_data())
     repo = ConversationRepository(session)
     # 56 rows, two per minute: every timestamp is shared, so the id must break ties.
     times = [at for at in moments(28) for _ in range(2)]
-    original = [await repo.create(conversation_data(customer.id, updated_at=t)) for t in times]
+    original = [await repo.create(**conversation_data(customer.id, updated_at=t)) for t in times]
     future = EPOCH + timedelta(days=1)
     seen: list[Conversation] = []
     ahead: list[Conversation] = []
@@ -122,10 +122,12 @@ async def test_find_by_customer_pages_without_skipping_or_repeating_while_rows_a
         last = page.items[-1]
         # Inserted between pages: rows ahead of the cursor (newer, or the same time with a
         # higher id) must not show up; rows behind it (older) must.
-        ahead.append(await repo.create(conversation_data(customer.id, updated_at=future)))
-        ahead.append(await repo.create(conversation_data(customer.id, updated_at=last.updated_at)))
+        ahead.append(await repo.create(**conversation_data(customer.id, updated_at=future)))
+        ahead.append(
+            await repo.create(**conversation_data(customer.id, updated_at=last.updated_at))
+        )
         older = last.updated_at - timedelta(seconds=30)
-        behind.append(await repo.create(conversation_data(customer.id, updated_at=older)))
+        behind.append(await repo.create(**conversation_data(customer.id, updated_at=older)))
 
     seen_ids = [c.id for c in seen]
     assert len(seen_ids) == len(set(seen_ids)), "a row was repeated"
@@ -143,10 +145,9 @@ async def test_find_escalated_lists_the_oldest_escalation_first(
     order = [conversations[i] for i in (7, 2, 30, 11, 45)]
     for i, (conversation, at) in enumerate(zip(order, moments(5), strict=True)):
         await repo.update(
-            conversation.id,
-            {"status": "escalated", "escalation_id": f"ESC-T{i}", "escalated_at": at},
+            conversation.id, status="escalated", escalation_id=f"ESC-T{i}", escalated_at=at
         )
-    await repo.update(conversations[8].id, {"status": "resolved", "escalated_at": EPOCH})
+    await repo.update(conversations[8].id, status="resolved", escalated_at=EPOCH)
 
     first = await repo.find_escalated(limit=3)
     second = await repo.find_escalated(limit=3, cursor=first.next_cursor)
@@ -199,8 +200,8 @@ async def test_list_for_conversation_orders_by_sequence(
     repo = MessageRepository(session)
     target, other = conversations[0], conversations[1]
     for sequence in (3, 1, 2):
-        await repo.create(message_data(target.id, sequence))
-    await repo.create(message_data(other.id, 1))
+        await repo.create(**message_data(target.id, sequence))
+    await repo.create(**message_data(other.id, 1))
 
     listed = await repo.list_for_conversation(target.id)
 
@@ -217,7 +218,7 @@ async def test_next_sequence_starts_at_one_and_follows_the_last_message(
 
     assert await repo.next_sequence(target.id) == 1
     for sequence in (1, 2, 3):
-        await repo.create(message_data(target.id, sequence))
-    await repo.create(message_data(conversations[6].id, 9))
+        await repo.create(**message_data(target.id, sequence))
+    await repo.create(**message_data(conversations[6].id, 9))
 
     assert await repo.next_sequence(target.id) == 4

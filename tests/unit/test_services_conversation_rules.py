@@ -47,7 +47,7 @@ def service(mocked: Build) -> Any:
     """A ``ConversationService`` with mocked repositories."""
     service = mocked(ConversationService)
     service.conversations.next_escalation_id.return_value = "ESC-000001"
-    service.conversations.update.side_effect = lambda _id, data: Conversation(id=_id, **data)
+    service.conversations.update.side_effect = lambda _id, **data: Conversation(id=_id, **data)
     return service
 
 

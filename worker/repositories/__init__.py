@@ -5,7 +5,8 @@ from worker.repositories.base import BaseRepository, Page, SoftDeleteMixin
 from worker.repositories.catalog import FAQRepository, ProductRepository
 from worker.repositories.conversations import ConversationRepository, MessageRepository
 from worker.repositories.customers import CustomerRepository
-from worker.repositories.messaging import InboxRepository, NewEvent, OutboxRepository, PendingEvent
+from worker.repositories.inbox import InboxRepository
+from worker.repositories.outbox import NewEvent, OutboxRepository, PendingEvent
 from worker.repositories.transactions import TransactionRepository
 
 __all__ = [

@@ -44,12 +44,15 @@ class AccountRepository(BaseRepository[Account]):
         )
         return await self._all(stmt.limit(clamp_limit(limit)))
 
-    async def freeze_numbers(self, account_numbers: Sequence[str]) -> list[str]:
-        """Freeze the active accounts among ``account_numbers`` in one UPDATE; returns those."""
+    async def change_status(
+        self, account_numbers: Sequence[str], *, before: str, after: str
+    ) -> list[str]:
+        """Set ``after`` on the accounts among ``account_numbers`` whose status is ``before``,
+        in one UPDATE; returns their numbers, sorted."""
         stmt = (
             update(Account)
-            .where(Account.account_number.in_(list(account_numbers)), Account.status == "active")
-            .values(status="frozen")
+            .where(Account.account_number.in_(list(account_numbers)), Account.status == before)
+            .values(status=after)
             .returning(Account.account_number)
             .execution_options(synchronize_session=False)
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
@@ -29,12 +29,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from worker.db.models import Base
-from worker.errors import InvalidCursor, UnknownFilterField
+from worker.errors import InvalidCursor, UnknownFilterField, unique_violations
 
 ModelT = TypeVar("ModelT", bound=Base)
+ItemT = TypeVar("ItemT")
 
 MAX_LIMIT = 1000
 """Hard ceiling on any list a repository returns: a guardrail, not a feature."""
+
+
+MAX_ROW_ID = 2**63
+"""Row ids are BIGINT at most: a cursor naming a larger one was not issued by us."""
 
 
 def clamp_limit(limit: int) -> int:
@@ -59,12 +64,12 @@ class BaseRepository(Generic[ModelT]):
         """Hook for :class:`SoftDeleteMixin`; plain repositories see every row."""
         return stmt
 
-    def _columns(self, data: Mapping[str, Any]) -> dict[str, Any]:
+    def _columns(self, values: dict[str, object]) -> dict[str, object]:
         mapped = inspect(self.model).columns.keys()
-        unknown = sorted(set(data) - set(mapped))
+        unknown = sorted(set(values) - set(mapped))
         if unknown:
             raise UnknownFilterField(self.model.__name__, unknown)
-        return dict(data)
+        return values
 
     async def _all(self, stmt: Select[Any]) -> list[ModelT]:
         return list((await self.session.scalars(stmt)).all())
@@ -72,15 +77,18 @@ class BaseRepository(Generic[ModelT]):
     async def _one(self, stmt: Select[Any]) -> ModelT | None:
         return await self.session.scalar(stmt.limit(1))  # type: ignore[no-any-return]
 
-    async def create(self, data: Mapping[str, Any]) -> ModelT:
+    async def create(self, **values: object) -> ModelT:
         """Insert one row and return it with its primary key and server defaults.
 
         ``eager_defaults`` on the base mapper fetches server defaults with
-        ``INSERT … RETURNING`` where the dialect has it, so no second SELECT is needed.
+        ``INSERT … RETURNING`` where the dialect has it, so no second SELECT is needed. A
+        unique violation the contract names (a duplicate email, say) is raised as its
+        :class:`~worker.errors.DomainError`.
         """
-        instance: ModelT = self.model(**self._columns(data))
+        instance: ModelT = self.model(**self._columns(values))
         self.session.add(instance)
-        await self.session.flush()
+        with unique_violations():
+            await self.session.flush()
         return instance
 
     async def get_by_id(self, id_: int | str) -> ModelT | None:
@@ -93,43 +101,44 @@ class BaseRepository(Generic[ModelT]):
         stmt = self._visible(select(self.model)).order_by(*order)
         return await self._all(stmt.limit(clamp_limit(limit)).offset(max(0, offset)))
 
-    async def get_by_filters(self, filters: Mapping[str, Any], *, limit: int = 100) -> list[ModelT]:
+    async def get_by_filters(self, *, limit: int = 100, **filters: object) -> list[ModelT]:
         """Rows whose mapped columns equal the given values (unknown fields raise)."""
         stmt = self._visible(select(self.model)).where(*self._equalities(filters))
         return await self._all(stmt.order_by(self._pk).limit(clamp_limit(limit)))
 
-    def _equalities(self, filters: Mapping[str, Any]) -> list[ColumnElement[bool]]:
+    def _equalities(self, filters: dict[str, object]) -> list[ColumnElement[bool]]:
         return [getattr(self.model, k) == v for k, v in self._columns(filters).items()]
 
-    async def update(self, id_: int | str, data: Mapping[str, Any]) -> ModelT | None:
+    async def update(self, id_: int | str, **changes: object) -> ModelT | None:
         """Update one row in a single ``UPDATE … RETURNING``; ``None`` if no row matched."""
         stmt = (
             update(self.model)
             .where(self._pk == id_)
-            .values(**self._columns(data))
+            .values(**self._columns(changes))
             .returning(self.model)
             .execution_options(synchronize_session="fetch", populate_existing=True)
         )
-        return (await self.session.scalars(stmt)).one_or_none()
+        with unique_violations():
+            return (await self.session.scalars(stmt)).one_or_none()
 
     async def delete(self, id_: int | str) -> bool:
         """Delete one row; ``True`` iff a row matched."""
         result = await self.session.execute(delete(self.model).where(self._pk == id_))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def count(self, **filters: Any) -> int:
+    async def count(self, **filters: object) -> int:
         """``SELECT count(*)`` over the visible rows matching ``filters``."""
         stmt = self._visible(select(func.count()).select_from(self.model))
         return int(await self.session.scalar(stmt.where(*self._equalities(filters))) or 0)
 
-    async def bulk_update(self, ids: Sequence[int | str], data: Mapping[str, Any]) -> int:
+    async def bulk_update(self, ids: Sequence[int | str], **changes: object) -> int:
         """One ``UPDATE … WHERE id IN (…)``; returns the number of rows matched."""
         if not ids:
             return 0
         stmt = (
             update(self.model)
             .where(self._pk.in_(list(ids)))
-            .values(**self._columns(data))
+            .values(**self._columns(changes))
             .execution_options(synchronize_session=False)
         )
         result = await self.session.execute(stmt)
@@ -155,10 +164,10 @@ class SoftDeleteMixin(BaseRepository[ModelT]):
 
 
 @dataclass(frozen=True, slots=True)
-class Page(Generic[ModelT]):
+class Page(Generic[ItemT]):
     """One page of a keyset-paginated list and the cursor for the next one."""
 
-    items: list[ModelT]
+    items: list[ItemT]
     next_cursor: str | None
 
 
@@ -168,13 +177,32 @@ def encode_cursor(moment: datetime, id_: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def encode_sequence_cursor(sequence: int) -> str:
+    """An opaque cursor for the position just after ``sequence`` in a numbered list."""
+    raw = json.dumps(["seq", sequence]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_sequence_cursor(cursor: str) -> int:
+    """The sequence an :func:`encode_sequence_cursor` cursor stands for, else ``InvalidCursor``."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        tag, sequence = json.loads(raw)
+        if tag != "seq" or not isinstance(sequence, int) or not 0 < sequence < 2**31:
+            raise ValueError("not a sequence cursor")
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
+        raise InvalidCursor() from exc
+    return sequence
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
     """The position a cursor stands for; a tampered or foreign cursor raises ``InvalidCursor``."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         moment, id_ = json.loads(raw)
         parsed = datetime.fromisoformat(moment)
-        if parsed.tzinfo is None or not isinstance(id_, int):
+        # An id beyond a BIGINT would reach the database as a DataError: refuse it here.
+        if parsed.tzinfo is None or not isinstance(id_, int) or not 0 < id_ < MAX_ROW_ID:
             raise ValueError("incomplete cursor")
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
         raise InvalidCursor() from exc

@@ -7,7 +7,14 @@ import uuid
 from sqlalchemy import bindparam, func, insert, select, update
 
 from worker.db.models import Conversation, Message
-from worker.repositories.base import BaseRepository, Page, keyset_page
+from worker.repositories.base import (
+    BaseRepository,
+    Page,
+    clamp_limit,
+    decode_sequence_cursor,
+    encode_sequence_cursor,
+    keyset_page,
+)
 from worker.repositories.sequences import next_number
 
 _BY_UUID = select(Conversation).where(Conversation.conversation_id == bindparam("uuid")).limit(1)
@@ -89,6 +96,23 @@ class MessageRepository(BaseRepository[Message]):
         """Every message of the conversation, by sequence."""
         stmt = select(Message).where(Message.conversation_id == conversation_pk)
         return await self._all(stmt.order_by(Message.sequence))
+
+    async def transcript_page(
+        self, conversation_pk: int, *, limit: int = 100, cursor: str | None = None
+    ) -> Page[Message]:
+        """The conversation's messages in sequence order, keyset-paged on the sequence."""
+        limit = clamp_limit(limit)
+        after = decode_sequence_cursor(cursor) if cursor is not None else 0
+        stmt = (
+            select(Message)
+            .where(Message.conversation_id == conversation_pk, Message.sequence > after)
+            .order_by(Message.sequence)
+            .limit(limit + 1)
+        )
+        rows = await self._all(stmt)
+        if len(rows) <= limit:
+            return Page(rows, None)
+        return Page(rows[:limit], encode_sequence_cursor(rows[limit - 1].sequence))
 
     async def append(self, conversation_pk: int, role: str, content: str) -> Message:
         """Insert the conversation's next message; its sequence is computed in the INSERT.

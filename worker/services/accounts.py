@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from sqlalchemy.exc import IntegrityError
-
+from contracts import AccountView, TransactionView
 from worker.db.models import Account, Transaction
 from worker.errors import (
     AccountFrozen,
@@ -16,7 +15,7 @@ from worker.errors import (
     DuplicateReference,
     InsufficientFunds,
 )
-from worker.services.base import BaseService, violates
+from worker.services.base import BaseService
 from worker.services.customers import require_customer
 
 CENT = Decimal("0.01")
@@ -34,21 +33,29 @@ class AccountService(BaseService):
         customer = await require_customer(self.customers, customer_id)
         number = await self.accounts.next_account_number()
         account = await self.accounts.create(
-            {
-                "account_number": number,
-                "customer_id": customer.id,
-                "account_type": account_type,
-                "currency": currency,
-            }
+            account_number=number,
+            customer_id=customer.id,
+            account_type=account_type,
+            currency=currency,
         )
         return account, customer.customer_id
 
     async def freeze_accounts(self, account_numbers: Sequence[str]) -> list[str]:
         """Freeze every active account among ``account_numbers`` in one UPDATE."""
-        frozen = await self.accounts.freeze_numbers(sorted(set(account_numbers)))
-        if not frozen and not await self.accounts.count_existing(account_numbers):
+        return await self._change_status(account_numbers, before="active", after="frozen")
+
+    async def unfreeze_accounts(self, account_numbers: Sequence[str]) -> list[str]:
+        """Make every frozen account among ``account_numbers`` active again, in one UPDATE."""
+        return await self._change_status(account_numbers, before="frozen", after="active")
+
+    async def _change_status(
+        self, account_numbers: Sequence[str], *, before: str, after: str
+    ) -> list[str]:
+        numbers = sorted(set(account_numbers))
+        changed = await self.accounts.change_status(numbers, before=before, after=after)
+        if not changed and not await self.accounts.count_existing(numbers):
             raise AccountsNotFound("none of the given accounts exist")
-        return frozen
+        return changed
 
     async def record_transaction(
         self,
@@ -74,35 +81,59 @@ class AccountService(BaseService):
             raise InsufficientFunds("the balance does not cover this debit")
         if balance_after > MAX_BALANCE:
             raise BalanceLimitExceeded("the balance would exceed the account's limit")
-        try:
-            transaction = await self.transactions.create(
-                {
-                    "account_id": account.id,
-                    "amount": amount,
-                    "direction": direction,
-                    "description": description,
-                    "reference": reference,
-                    "balance_after": balance_after,
-                }
-            )
-        except IntegrityError as exc:
-            if violates(exc, "uq_transactions_account_reference", "transactions.reference"):
-                raise DuplicateReference("this reference was already used") from exc
-            raise
-        updated = await self.accounts.update(account.id, {"balance": balance_after})
+        transaction = await self.transactions.create(
+            account_id=account.id,
+            amount=amount,
+            direction=direction,
+            description=description,
+            reference=reference,
+            balance_after=balance_after,
+        )
+        updated = await self.accounts.update(account.id, balance=balance_after)
         assert updated is not None
         return transaction, updated
 
     async def recent_transactions(
         self, account_number: str, *, limit: int = 20
-    ) -> list[Transaction]:
+    ) -> list[TransactionView]:
         """The account's latest transactions, newest first."""
         account = await self.accounts.find_by_account_number(account_number)
         if account is None:
             raise AccountNotFound(f"no account {account_number}")
-        return await self.transactions.find_recent_transactions(account.id, limit=limit)
+        rows = await self.transactions.find_recent_transactions(account.id, limit=limit)
+        return [transaction_view(t) for t in rows]
 
-    async def customer_accounts(self, customer_id: str) -> list[Account]:
+    async def customer_accounts(self, customer_id: str) -> list[AccountView]:
         """The customer's accounts, newest first."""
         customer = await require_customer(self.customers, customer_id)
-        return await self.accounts.list_by_customer(customer.id)
+        accounts = await self.accounts.list_by_customer(customer.id)
+        return [account_view(a, customer_id) for a in accounts]
+
+
+def account_view(a: Account, customer_id: str) -> AccountView:
+    """The read model of an account."""
+    return AccountView.model_validate(
+        {
+            "account_number": a.account_number,
+            "customer_id": customer_id,
+            "account_type": a.account_type,
+            "currency": a.currency,
+            "balance": str(a.balance),
+            "is_frozen": a.status == "frozen",
+            "created_at": a.created_at,
+        }
+    )
+
+
+def transaction_view(t: Transaction) -> TransactionView:
+    """The read model of a transaction."""
+    return TransactionView.model_validate(
+        {
+            "reference": t.reference,
+            "amount": str(t.amount),
+            "direction": t.direction,
+            "description": t.description,
+            "balance_after": str(t.balance_after),
+            "created_at": t.created_at,
+        }
+    )

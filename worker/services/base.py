@@ -9,7 +9,6 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worker.db.session import SessionFactory
@@ -73,15 +72,3 @@ class BaseService:
     async def commit(self) -> None:
         """Commit the transaction; leaving the block afterwards has nothing left to roll back."""
         await self.session.commit()
-
-
-def violates(exc: IntegrityError, constraint: str, *sqlite_columns: str) -> bool:
-    """Whether ``exc`` is the unique violation of ``constraint``.
-
-    PostgreSQL names the constraint in the error; SQLite names the columns instead
-    (``UNIQUE constraint failed: customers.email``).
-    """
-    text = str(exc.orig)
-    if constraint in text:
-        return True
-    return bool(sqlite_columns) and all(column in text for column in sqlite_columns)

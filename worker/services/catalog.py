@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
+from contracts import FaqView
 from worker.db.models import FAQ, Product
 from worker.errors import FaqNotFound
 from worker.services.base import BaseService
@@ -39,7 +40,7 @@ class CatalogService(BaseService):
         is_active: bool = True,
     ) -> tuple[Product, bool]:
         """Create or replace the product with this code; returns it and whether it is new."""
-        data = {
+        fields: dict[str, object] = {
             "name": name,
             "category": category,
             "description": description,
@@ -48,8 +49,8 @@ class CatalogService(BaseService):
         }
         existing = await self.products.find_by_code(code)
         if existing is None:
-            return await self.products.create({"code": code, **data}), True
-        updated = await self.products.update(existing.id, data)
+            return await self.products.create(code=code, **fields), True
+        updated = await self.products.update(existing.id, **fields)
         assert updated is not None
         return updated, False
 
@@ -63,21 +64,33 @@ class CatalogService(BaseService):
         faq_id: str | None = None,
     ) -> FAQ:
         """Create an FAQ (fresh ``FAQ-…`` id) or replace the one ``faq_id`` names."""
-        data = {
+        fields: dict[str, object] = {
             "question": question,
             "answer": answer,
             "keywords": join_keywords(keywords),
             "category": category,
         }
         if faq_id is None:
-            return await self.faqs.create({"faq_id": await self.faqs.next_faq_id(), **data})
+            return await self.faqs.create(faq_id=await self.faqs.next_faq_id(), **fields)
         existing = await self.faqs.find_by_faq_id(faq_id)
         if existing is None:
             raise FaqNotFound(f"no FAQ {faq_id}")
-        updated = await self.faqs.update(existing.id, data)
+        updated = await self.faqs.update(existing.id, **fields)
         assert updated is not None
         return updated
 
-    async def search_faq(self, keyword: str, *, limit: int = 10) -> list[FAQ]:
+    async def search_faq(self, keyword: str, *, limit: int = 10) -> list[FaqView]:
         """FAQs matching the keyword in their question or keywords."""
-        return await self.faqs.search_by_keyword(keyword, limit=min(limit, 50))
+        found = await self.faqs.search_by_keyword(keyword, limit=min(limit, 50))
+        return [faq_view(f) for f in found]
+
+
+def faq_view(f: FAQ) -> FaqView:
+    """The read model of an FAQ."""
+    return FaqView(
+        faq_id=f.faq_id,
+        question=f.question,
+        answer=f.answer,
+        keywords=tuple(split_keywords(f.keywords)),
+        category=f.category,
+    )

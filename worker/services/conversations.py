@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy.exc import IntegrityError
-
+from contracts import ConversationMessageView, ConversationView
 from worker.db.models import Conversation, Message
 from worker.errors import (
     AlreadyEscalated,
@@ -15,7 +14,7 @@ from worker.errors import (
     ConversationNotFound,
 )
 from worker.repositories import Page
-from worker.services.base import BaseService, violates
+from worker.services.base import BaseService
 from worker.services.customers import require_customer
 
 PRIORITIES = ("normal", "high", "urgent")
@@ -46,18 +45,13 @@ class ConversationService(BaseService):
             conversation_id
         ):
             raise ConversationExists(f"conversation {conversation_id} already exists")
-        data = {
-            "conversation_id": conversation_id or uuid.uuid4(),
-            "customer_id": customer.id,
-            "channel": channel,
-            "subject": subject,
-        }
-        try:
-            return await self.conversations.create(data), customer.customer_id
-        except IntegrityError as exc:
-            if violates(exc, "uq_conversations_conversation_id", "conversations.conversation_id"):
-                raise ConversationExists(f"conversation {conversation_id} already exists") from exc
-            raise
+        conversation = await self.conversations.create(
+            conversation_id=conversation_id or uuid.uuid4(),
+            customer_id=customer.id,
+            channel=channel,
+            subject=subject,
+        )
+        return conversation, customer.customer_id
 
     async def _open_locked(self, conversation_id: uuid.UUID) -> Conversation:
         conversation = await self.conversations.find_by_conversation_id(
@@ -89,13 +83,11 @@ class ConversationService(BaseService):
         is_vip = bool(customer and customer.is_vip)
         updated = await self.conversations.update(
             conversation.id,
-            {
-                "status": "escalated",
-                "priority": escalation_priority(priority, is_vip=is_vip),
-                "escalation_id": await self.conversations.next_escalation_id(),
-                "escalation_reason": reason,
-                "escalated_at": datetime.now(UTC),
-            },
+            status="escalated",
+            priority=escalation_priority(priority, is_vip=is_vip),
+            escalation_id=await self.conversations.next_escalation_id(),
+            escalation_reason=reason,
+            escalated_at=datetime.now(UTC),
         )
         assert updated is not None
         return updated
@@ -115,18 +107,61 @@ class ConversationService(BaseService):
             conversation_id = found.conversation_id
         conversation = await self._open_locked(conversation_id)
         updated = await self.conversations.update(
-            conversation.id, {"status": "resolved", "resolution": resolution}
+            conversation.id, status="resolved", resolution=resolution
         )
         assert updated is not None
         return updated
 
     async def customer_conversations(
         self, customer_id: str, *, limit: int = 50, cursor: str | None = None
-    ) -> Page[Conversation]:
+    ) -> Page[ConversationView]:
         """A customer's conversations, most recently active first."""
         customer = await require_customer(self.customers, customer_id)
-        return await self.conversations.find_by_customer(customer.id, limit=limit, cursor=cursor)
+        page = await self.conversations.find_by_customer(customer.id, limit=limit, cursor=cursor)
+        items = [conversation_view(c, customer_id) for c in page.items]
+        return Page(items, page.next_cursor)
 
-    async def escalated(self, *, limit: int = 100, cursor: str | None = None) -> Page[Conversation]:
+    async def transcript(
+        self, conversation_id: uuid.UUID, *, limit: int = 100, cursor: str | None = None
+    ) -> Page[ConversationMessageView]:
+        """A page of the conversation's messages, in sequence order."""
+        conversation = await self.conversations.find_by_conversation_id(conversation_id)
+        if conversation is None:
+            raise ConversationNotFound(f"no conversation {conversation_id}")
+        page = await self.messages.transcript_page(conversation.id, limit=limit, cursor=cursor)
+        return Page([message_view(m) for m in page.items], page.next_cursor)
+
+    async def escalated(
+        self, *, limit: int = 100, cursor: str | None = None
+    ) -> Page[ConversationView]:
         """The escalation queue, oldest first."""
-        return await self.conversations.find_escalated(limit=limit, cursor=cursor)
+        page = await self.conversations.find_escalated(limit=limit, cursor=cursor)
+        owners = await self.customers.business_ids({c.customer_id for c in page.items})
+        items = [conversation_view(c, owners[c.customer_id]) for c in page.items]
+        return Page(items, page.next_cursor)
+
+
+def conversation_view(c: Conversation, customer_id: str) -> ConversationView:
+    """The read model of a conversation."""
+    return ConversationView.model_validate(
+        {
+            "conversation_id": c.conversation_id,
+            "customer_id": customer_id,
+            "channel": c.channel,
+            "subject": c.subject,
+            "status": c.status,
+            "priority": c.priority,
+            "escalation_id": c.escalation_id,
+            "escalation_reason": c.escalation_reason,
+            "escalated_at": c.escalated_at,
+            "created_at": c.created_at,
+            "updated_at": c.updated_at,
+        }
+    )
+
+
+def message_view(m: Message) -> ConversationMessageView:
+    """The read model of one message of a transcript."""
+    return ConversationMessageView(
+        sequence=m.sequence, role=m.role, content=m.content, created_at=m.created_at
+    )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
-from sqlalchemy.exc import IntegrityError
-
+from contracts import CustomerView
 from worker.db.models import Customer
 from worker.errors import CustomerNotFound, EmailTaken
 from worker.repositories import CustomerRepository
-from worker.services.base import BaseService, violates
+from worker.services.base import BaseService
 
 UPDATABLE = ("email", "full_name", "phone", "is_vip")
 
@@ -37,34 +36,30 @@ class CustomerService(BaseService):
         email = normalise_email(email)
         if await self.customers.email_in_use(email):
             raise EmailTaken("a customer with this email already exists")
-        data = {"email": email, "full_name": full_name, "phone": phone, "is_vip": is_vip}
-        data["customer_id"] = await self.customers.next_business_id()
-        try:
-            return await self.customers.create(data)
-        except IntegrityError as exc:  # a concurrent create won the race for the email
-            if violates(exc, "uq_customers_email", "customers.email"):
-                raise EmailTaken("a customer with this email already exists") from exc
-            raise
+        # A concurrent create can still win the race for the email: the repository raises
+        # EmailTaken for the unique violation.
+        return await self.customers.create(
+            customer_id=await self.customers.next_business_id(),
+            email=email,
+            full_name=full_name,
+            phone=phone,
+            is_vip=is_vip,
+        )
 
     async def update_customer(
-        self, customer_id: str, changes: dict[str, Any]
-    ) -> tuple[Customer, dict[str, Any]]:
+        self, customer_id: str, changes: Mapping[str, object]
+    ) -> tuple[Customer, dict[str, object]]:
         """Apply ``changes``; returns the customer and the fields whose value changed."""
         customer = await require_customer(self.customers, customer_id)
         wanted = {k: v for k, v in changes.items() if k in UPDATABLE}
-        if "email" in wanted:
-            wanted["email"] = normalise_email(wanted["email"])
+        if isinstance(wanted.get("email"), str):
+            wanted["email"] = normalise_email(str(wanted["email"]))
         changed = {k: v for k, v in wanted.items() if getattr(customer, k) != v}
-        if "email" in changed and await self.customers.email_in_use(changed["email"]):
+        if "email" in changed and await self.customers.email_in_use(str(changed["email"])):
             raise EmailTaken("a customer with this email already exists")
         if not changed:
             return customer, {}
-        try:
-            updated = await self.customers.update(customer.id, changed)
-        except IntegrityError as exc:
-            if violates(exc, "uq_customers_email", "customers.email"):
-                raise EmailTaken("a customer with this email already exists") from exc
-            raise
+        updated = await self.customers.update(customer.id, **changed)
         assert updated is not None  # the row is visible in this transaction
         return updated, changed
 
@@ -76,11 +71,23 @@ class CustomerService(BaseService):
 
     async def get_customer(
         self, *, customer_id: str | None = None, email: str | None = None
-    ) -> Customer:
+    ) -> CustomerView:
         """Look a customer up by business id or email."""
         if customer_id is not None:
-            return await require_customer(self.customers, customer_id)
+            return customer_view(await require_customer(self.customers, customer_id))
         found = await self.customers.find_by_email(email or "")
         if found is None:
             raise CustomerNotFound("no customer with this email")
-        return found
+        return customer_view(found)
+
+
+def customer_view(c: Customer) -> CustomerView:
+    """The read model of a customer."""
+    return CustomerView(
+        customer_id=c.customer_id,
+        email=c.email,
+        full_name=c.full_name,
+        phone=c.phone,
+        is_vip=c.is_vip,
+        created_at=c.created_at,
+    )

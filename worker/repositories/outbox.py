@@ -1,4 +1,4 @@
-"""The worker's own tables: the inbox of handled message ids and the event outbox."""
+"""The outbox: events committed with their change, waiting to be published in commit order."""
 
 from __future__ import annotations
 
@@ -8,27 +8,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Table, any_, bindparam, func, insert, select, true, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worker.db.models import InboxMessage, OutboxEvent
+from worker.db.models import OutboxEvent
 
-# The inbox and outbox sit on every command's hot path. They are written with Core
-# statements built once (no ORM unit of work, no per-call statement construction).
-_INBOX: Table = InboxMessage.__table__  # type: ignore[assignment]
+# On every command's hot path: Core statements built once (no ORM unit of work, no
+# per-call statement construction).
 _OUTBOX: Table = OutboxEvent.__table__  # type: ignore[assignment]
-_CLAIM = {
-    name: dialect_insert(_INBOX)
-    .values(
-        message_id=bindparam("message_id"),
-        message_type=bindparam("message_type"),
-        outcome=bindparam("outcome"),
-    )
-    .on_conflict_do_nothing(index_elements=["message_id"])
-    .returning(_INBOX.c.message_id)
-    for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
-}
 _ADD_EVENTS = insert(_OUTBOX).returning(_OUTBOX.c.id, sort_by_parameter_order=True)
 _MARK_PUBLISHED = {
     # One statement text for any number of ids: a prepared statement asyncpg can reuse.
@@ -43,54 +29,9 @@ _MARK_PUBLISHED = {
 }
 
 
-class InboxRepository:
-    """Message ids that already took effect, for at-most-once processing."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def contains(self, message_id: str) -> bool:
-        """Whether this message id was already handled."""
-        stmt = select(InboxMessage.message_id).where(InboxMessage.message_id == message_id)
-        return (await self.session.scalar(stmt)) is not None
-
-    async def claim(self, message_id: str, message_type: str, outcome: str) -> bool:
-        """Record the id unless present: ``True`` if this transaction claimed it.
-
-        ``INSERT … ON CONFLICT DO NOTHING``: one round trip, no aborted transaction on a
-        duplicate; on PostgreSQL a concurrent claim of the same id waits for the first
-        transaction and then sees the conflict (or wins if the first rolled back).
-        """
-        values = {"message_id": message_id, "message_type": message_type, "outcome": outcome}
-        stmt = _CLAIM[self.session.get_bind().dialect.name]
-        return (await self.session.scalar(stmt, values)) is not None
-
-    async def add(self, message_id: str, message_type: str, outcome: str) -> None:
-        """Record the message id; a concurrent duplicate fails on the primary key."""
-        await self.session.execute(
-            insert(InboxMessage).values(
-                message_id=message_id, message_type=message_type, outcome=outcome
-            )
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class PendingEvent:
-    """An outbox row ready to publish, detached from any session."""
-
-    id: int
-    message_id: str
-    event_type: str
-    routing_key: str
-    reply_to: str | None
-    correlation_id: str | None
-    body: str
-    created_at: datetime | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An event to write into the outbox."""
+    """An event to write into the outbox: its id, routing, body and where to answer."""
 
     message_id: str
     event_type: str
@@ -99,6 +40,26 @@ class NewEvent:
     correlation_id: str | None = None
     reply_to: str | None = None
 
+    def committed(self, id_: int) -> PendingEvent:
+        """The same event as the outbox row ``id_`` that holds it."""
+        return PendingEvent(
+            id=id_,
+            message_id=self.message_id,
+            event_type=self.event_type,
+            routing_key=self.routing_key,
+            body=self.body,
+            correlation_id=self.correlation_id,
+            reply_to=self.reply_to,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent(NewEvent):
+    """An outbox row ready to publish, detached from any session."""
+
+    id: int = 0
+    created_at: datetime | None = None
+
 
 class OutboxRepository:
     """Events committed with their change and not yet confirmed by the broker."""
@@ -106,8 +67,8 @@ class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add_many(self, events: Sequence[NewEvent]) -> list[int]:
-        """Insert events in order (one executemany-style round trip); returns their ids."""
+    async def add_many(self, events: Sequence[NewEvent]) -> list[PendingEvent]:
+        """Insert events in order (one executemany-style round trip); returns them as rows."""
         if not events:
             return []
         rows = [
@@ -122,7 +83,8 @@ class OutboxRepository:
             for e in events
         ]
         result = await self.session.execute(_ADD_EVENTS, rows)
-        return [int(row_id) for row_id in result.scalars().all()]
+        ids = result.scalars().all()
+        return [e.committed(int(i)) for e, i in zip(events, ids, strict=True)]
 
     async def claim_unsent(
         self, *, limit: int = 100, created_before: datetime | None = None
@@ -143,14 +105,14 @@ class OutboxRepository:
         rows = (await self.session.scalars(stmt)).all()
         return [
             PendingEvent(
-                r.id,
-                r.message_id,
-                r.event_type,
-                r.routing_key,
-                r.reply_to,
-                r.correlation_id,
-                r.body,
-                r.created_at,
+                id=r.id,
+                message_id=r.message_id,
+                event_type=r.event_type,
+                routing_key=r.routing_key,
+                body=r.body,
+                correlation_id=r.correlation_id,
+                reply_to=r.reply_to,
+                created_at=r.created_at,
             )
             for r in rows
         ]

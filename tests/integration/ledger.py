@@ -1,4 +1,4 @@
-"""Queries too awkward for the ORM, as documented ``text()`` statements.
+"""Ledger checks the tests run against the stored balances, as documented `text()` statements.
 
 Each statement runs unchanged on PostgreSQL and SQLite (window functions and CTEs
 exist on both); each has a small function that binds it and materialises the rows.
