@@ -1,4 +1,4 @@
-"""The composition root: builds the engine, broker connection, relay, pipeline, consumer.
+"""The composition root: builds the engine, broker connection, relay, bus and consumer.
 
 Nothing connects at import time; :class:`Worker` wires everything on :meth:`Worker.start`.
 """
@@ -12,19 +12,22 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from worker.bus import CommandBus
 from worker.db.session import SessionFactory, create_engine, create_session_factory
+from worker.errors import StartupError
+from worker.handlers import HANDLERS
 from worker.messaging.consumer import Consumer
+from worker.messaging.fate import RetryPolicy
 from worker.messaging.outbox import OutboxRelay
-from worker.messaging.pipeline import Pipeline
-from worker.messaging.publisher import Publisher
-from worker.messaging.retry import RetryPolicy
+from worker.messaging.publisher import AmqpPublisher
 from worker.messaging.topology import declare
 from worker.observability.health import HealthServer
 from worker.observability.metrics import Metrics
+from worker.ports import UnitOfWorkT
 from worker.settings import Settings
-from worker.startup import startup_error
 
 log = structlog.get_logger(__name__)
 
@@ -68,7 +71,7 @@ class Worker:
         events = await publish_channel.declare_exchange(
             s.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
         )
-        publisher = Publisher(publish_channel, events)
+        publisher = AmqpPublisher(publish_channel, events)
         self.relay = OutboxRelay(
             self.session_factory,
             publisher,
@@ -76,16 +79,15 @@ class Worker:
             grace=s.outbox_grace_seconds,
             on_published=self.metrics.events_published.inc,
         )
-        policy = RetryPolicy(s.max_attempts, s.retry_delays)
-        pipeline = Pipeline(
-            self.session_factory, self.relay, publisher, policy, max_body_bytes=s.max_body_bytes
-        )
+        bus = CommandBus(HANDLERS, self._unit_of_work, self.relay, publisher)
         self.consumer = Consumer(
             topology.command_queue,
-            pipeline,
+            bus,
             publisher,
-            policy,
+            RetryPolicy(s.max_attempts, s.retry_delays),
             concurrency=s.concurrency,
+            max_body_bytes=s.max_body_bytes,
+            command_queue=s.command_queue,
             dead_letter_queue=s.dead_letter_queue,
             metrics=self.metrics,
         )
@@ -101,6 +103,10 @@ class Worker:
         log.info(
             "worker.started", queue=s.command_queue, prefetch=s.prefetch, concurrency=s.concurrency
         )
+
+    def _unit_of_work(self, kind: type[UnitOfWorkT]) -> UnitOfWorkT:
+        # Every service is a unit of work over the same session factory.
+        return kind(self.session_factory)  # type: ignore[call-arg]
 
     async def _broker_ready(self) -> bool:
         connection, consumer = self.connection, self.consumer
@@ -141,3 +147,23 @@ class Worker:
         if self.engine is not None:
             await self.engine.dispose()
         log.info("worker.stopped")
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
+
+
+def startup_error(service: str, url: str, exc: BaseException) -> StartupError:
+    """A :class:`StartupError` that says which service, where, and what kind of failure."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    if any(word in text for word in ("password", "authentication", "access_refused", "login")):
+        what = "rejected the credentials"
+    elif "does not exist" in text or "not_found" in text or "vhost" in text:
+        what = "has no such database or virtual host"
+    else:
+        what = "is unreachable"
+    return StartupError(f"{service} at {safe_url(url)} {what} ({type(exc).__name__})")

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from contracts import topology
+
 DEFAULT_SQLITE_PATH = Path("worker.db")
 
 
@@ -32,7 +34,9 @@ class Settings(BaseSettings):
     retry_delays: Annotated[tuple[int, ...], NoDecode] = Field(
         (1, 5, 30), description="Back-off delays in seconds, comma-separated."
     )
-    max_body_bytes: int = Field(256 * 1024, ge=1024, description="Largest accepted body.")
+    max_body_bytes: int = Field(
+        topology.DEFAULT_MAX_BODY_BYTES, ge=1024, description="Largest accepted body."
+    )
     event_loop: Literal["asyncio", "uvloop"] = Field(
         "uvloop", description="Event loop implementation (uvloop: ~15% less CPU per message)."
     )
@@ -51,10 +55,10 @@ class Settings(BaseSettings):
     dlq_audit_log: Path = Field(
         Path("dlq-audit.log"), description="Where `worker dlq` appends its audit records."
     )
-    commands_exchange: str = "fca.commands"
-    command_queue: str = "fca.worker.commands"
-    events_exchange: str = "fca.events"
-    dead_letter_queue: str = "fca.worker.commands.dlq"
+    commands_exchange: str = topology.COMMANDS_EXCHANGE
+    command_queue: str = topology.COMMAND_QUEUE
+    events_exchange: str = topology.EVENTS_EXCHANGE
+    dead_letter_queue: str = topology.DEAD_LETTER_QUEUE
 
     @field_validator("retry_delays", mode="before")
     @classmethod

@@ -17,18 +17,15 @@ from pathlib import Path
 import pika
 import pytest
 
-from tests.support.e2e import (
-    AmqpClient,
-    WorkerEnv,
-    WorkerPool,
-    db_fetchval,
-    new_id,
-    unique_email,
-    wait_until,
-)
+from contracts.fields import ErrorType
+from testkit.amqp import AmqpClient
+from testkit.config import WorkerEnv
+from testkit.database import db_fetchval
+from testkit.factories import new_id, unique_email, wait_until
+from testkit.processes import WorkerPool
 from worker.messaging.consumer import failure_headers
-from worker.messaging.pipeline import Action, Decision
-from worker.messaging.publisher import Delivery
+from worker.messaging.delivery import Delivery
+from worker.messaging.fate import Failure
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -56,8 +53,8 @@ def dead_letter(message_id: str) -> tuple[bytes, dict[str, object]]:
     }
     body = json.dumps(envelope).encode()
     delivery = Delivery(body, "CreateCustomer", {}, message_id, type="CreateCustomer")
-    decision = Decision(Action.DEAD_LETTER, "transient", 5, "transient", "transient: OSError")
-    return body, dict(failure_headers(delivery, decision))
+    failure = Failure(ErrorType.TRANSIENT, "transient: OSError", 5)
+    return body, dict(failure_headers(delivery, failure))
 
 
 def fill_dlq(client: AmqpClient, queue: str) -> list[tuple[str, bytes]]:

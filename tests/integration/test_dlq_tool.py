@@ -26,13 +26,14 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from click.testing import CliRunner, Result
 
 from contracts.examples import example_message
-from tests.support.services import run_sync
+from contracts.fields import ErrorType
+from testkit.services import run_sync
+from worker.cli.dlq import dlq
 from worker.dlq import AuditLog, DlqError, Selector, browse, find, purge, replay
-from worker.dlq.cli import dlq
 from worker.dlq.render import page
 from worker.messaging.consumer import failure_headers
-from worker.messaging.pipeline import Action, Decision
-from worker.messaging.publisher import Delivery
+from worker.messaging.delivery import Delivery
+from worker.messaging.fate import Failure
 from worker.messaging.topology import declare
 from worker.settings import Settings
 
@@ -62,8 +63,8 @@ def make_letters(count: int, types: Sequence[str] = TYPES) -> list[Letter]:
         envelope = {**example_message(kind), "message_id": message_id, "note": f"naïve {i}"}
         body = json.dumps(envelope, indent=1, ensure_ascii=False).encode()
         delivery = Delivery(body, kind, {"trace-id": f"t-{i}"}, message_id, type=kind)
-        decision = Decision(Action.DEAD_LETTER, "failed", i % 5 + 1, error_type, f"failure {i}")
-        headers: dict[str, object] = dict(failure_headers(delivery, decision))
+        failure = Failure(ErrorType(error_type), f"failure {i}", i % 5 + 1)
+        headers: dict[str, object] = dict(failure_headers(delivery, failure))
         letters.append(Letter(message_id, kind, error_type, body, headers))
     return letters
 
@@ -476,7 +477,7 @@ async def slow(self, *args, **kwargs):
     await asyncio.sleep(0.02)
     return await publish(self, *args, **kwargs)
 aio_pika.exchange.Exchange.publish = slow
-from worker.dlq.cli import dlq
+from worker.cli.dlq import dlq
 dlq(prog_name="worker dlq")
 """
 

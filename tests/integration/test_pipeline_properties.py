@@ -1,9 +1,10 @@
-"""Property: whatever arrives, the pipeline answers with exactly one defined outcome.
+"""Property: whatever arrives, parse → bus → fate answers with exactly one defined outcome.
 
 Hypothesis throws bytes, JSON and near-valid envelopes (the contract's example of every
 command and query type, mutated: fields dropped, unknown ones added, types changed, extreme
-lengths, unicode, huge numbers, negative amounts) at a real :class:`Pipeline` over a migrated
-database (in-memory SQLite, then PostgreSQL), with a publisher and relay that only record.
+lengths, unicode, huge numbers, negative amounts) at the real parser, command bus and
+services over a migrated database (in-memory SQLite, then PostgreSQL), with a publisher and
+relay that only record (``decide`` is what the consumer runs for every delivery).
 
 For every delivery: ``parse`` and ``process`` never raise; the decision is an ack (applied,
 duplicate, rejected, answered), an immediate dead letter (invalid_message), or a retry/dead
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,18 +30,20 @@ from hypothesis import strategies as st
 from contracts import (
     COMMAND_TYPES,
     QUERY_TYPES,
+    REJECTION_REASONS,
     CommandRejected,
-    RejectionReason,
     example_message,
     parse_event,
 )
+from contracts.fields import ErrorType
 from contracts.topology import DEFAULT_MAX_BODY_BYTES, HEADER_ATTEMPTS
+from tests.fakes import FakePublisher
 from tests.integration.conftest import Backend
-from worker.classify import Outcome
-from worker.messaging.consumer import failure_headers
-from worker.messaging.pipeline import Action, Decision, Parsed, Pipeline
-from worker.messaging.publisher import Delivery
-from worker.messaging.retry import RetryPolicy
+from worker.bus import CommandBus, dead_lettered
+from worker.handlers import HANDLERS
+from worker.messaging.consumer import decide, failure_headers
+from worker.messaging.delivery import Delivery, Parsed, parse
+from worker.messaging.fate import Ack, DeadLetter, Decision, Retry, RetryPolicy, outcome_of
 from worker.repositories import PendingEvent
 
 pytestmark = pytest.mark.integration
@@ -48,7 +51,7 @@ pytestmark = pytest.mark.integration
 REQUEST_TYPES = sorted(COMMAND_TYPES | QUERY_TYPES)
 REPLY_TO = "amq.gen-property-replies"
 ACKED = {"applied", "duplicate", "rejected", "answered"}
-REASONS = {r.value for r in RejectionReason}
+REASONS = REJECTION_REASONS
 MAX_BODY = DEFAULT_MAX_BODY_BYTES
 
 
@@ -61,49 +64,32 @@ class RecordingRelay:
 
     published: list[PendingEvent] = field(default_factory=list)
 
-    async def publish_committed(self, events: list[PendingEvent]) -> bool:
+    async def publish_committed(self, events: Sequence[PendingEvent]) -> bool:
         self.published.extend(events)
         return True
 
 
-@dataclass
-class RecordingPublisher:
-    """Stands in for Publisher: remembers the replies it was asked to send."""
-
-    replies: list[tuple[str, bytes]] = field(default_factory=list)
-
-    async def reply(self, reply_to: str, message: Any) -> None:
-        self.replies.append((reply_to, message.body))
-
-
 class World:
-    """A pipeline over a seeded database, and the ids the seed created.
+    """A bus over a seeded database, and the ids the seed created.
 
     A plain class with a short ``repr``: Hypothesis prints it with every failing example.
     """
 
-    def __init__(
-        self, pipeline: Pipeline, relay: RecordingRelay, publisher: RecordingPublisher
-    ) -> None:
-        self.pipeline = pipeline
-        self.relay = relay
-        self.publisher = publisher
+    def __init__(self, backend: Backend) -> None:
+        self.relay = RecordingRelay()
+        self.publisher = FakePublisher()
+        self.policy = RetryPolicy(5, (1, 5, 30))
+        factory = backend.session_factory
+        self.bus = CommandBus(HANDLERS, lambda kind: kind(factory), self.relay, self.publisher)
         self.ids: dict[str, list[str]] = {}
+
+    async def process(self, item: Delivery) -> tuple[Parsed, Decision]:
+        """What the consumer does with one delivery, up to (not including) settling it."""
+        parsed = parse(item, max_body_bytes=MAX_BODY)
+        return parsed, await decide(self.bus, self.policy, parsed)
 
     def __repr__(self) -> str:
         return f"World(ids={self.ids})"
-
-
-def new_pipeline(backend: Backend) -> World:
-    relay, publisher = RecordingRelay(), RecordingPublisher()
-    pipeline = Pipeline(
-        backend.session_factory,
-        relay,  # type: ignore[arg-type]
-        publisher,  # type: ignore[arg-type]
-        RetryPolicy(5, (1, 5, 30)),
-        max_body_bytes=MAX_BODY,
-    )
-    return World(pipeline, relay, publisher)
 
 
 async def apply(world: World, message_type: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -112,15 +98,15 @@ async def apply(world: World, message_type: str, payload: dict[str, Any]) -> dic
     body["message_id"] = str(uuid.uuid4())
     delivery = Delivery(json.dumps(body).encode(), message_type, type=message_type)
     before = len(world.relay.published)
-    decision = await world.pipeline.process(world.pipeline.parse(delivery))
-    assert decision.outcome == "applied", (message_type, decision)
+    _, decision = await world.process(delivery)
+    assert outcome_of(decision) == "applied", (message_type, decision)
     event = json.loads(world.relay.published[before].body)
     return event["payload"]  # type: ignore[no-any-return]
 
 
 async def seeded_world(backend: Backend) -> World:
     """A pipeline over ``backend`` with a customer, account, conversation and FAQ in it."""
-    w = new_pipeline(backend)
+    w = World(backend)
     customer = await apply(w, "CreateCustomer", {"email": "seed@example.com", "full_name": "S"})
     vip = await apply(
         w, "CreateCustomer", {"email": "vip@example.com", "full_name": "V", "is_vip": True}
@@ -163,7 +149,7 @@ async def seeded_world(backend: Backend) -> World:
 
 @pytest.fixture
 async def world(backend: Backend) -> World:
-    """One pipeline and one seeded database for the whole test function (every example)."""
+    """One bus and one seeded database for the whole test function (every example)."""
     return await seeded_world(backend)
 
 
@@ -385,30 +371,29 @@ def delivery(draw: st.DrawFn, ids: dict[str, list[str]]) -> Delivery:
 
 def check_decision(parsed: Parsed, decision: Decision) -> None:
     """The decision is one of the contract's outcomes, and never ``unexpected``."""
-    assert decision.outcome != Outcome.UNEXPECTED, f"unexpected error: {decision}"
+    assert outcome_of(decision) != ErrorType.UNEXPECTED.value, f"unexpected error: {decision}"
     assert decision.attempt >= 1
-    if decision.action is Action.ACK:
+    if isinstance(decision, Ack):
         assert decision.outcome in ACKED, decision
         assert parsed.request is not None
-    elif decision.outcome == Outcome.INVALID:
-        assert decision.action is Action.DEAD_LETTER, decision
-        assert decision.error_type == Outcome.INVALID, decision
+    elif decision.failure.error_type is ErrorType.INVALID_MESSAGE:
+        assert isinstance(decision, DeadLetter), decision
         assert parsed.request is None, parsed
         assert parsed.invalid, parsed
     else:
-        assert decision.outcome == Outcome.TRANSIENT, decision
-        assert decision.action in {Action.RETRY, Action.DEAD_LETTER}, decision
-        assert decision.error_type == Outcome.TRANSIENT, decision
+        assert decision.failure.error_type is ErrorType.TRANSIENT, decision
+        assert isinstance(decision, Retry | DeadLetter), decision
 
 
 def check_effects(
     world: World, parsed: Parsed, decision: Decision, events: list[PendingEvent], replies: int
 ) -> None:
     """What was published matches the decision."""
-    if decision.outcome == "applied":
+    outcome = outcome_of(decision)
+    if outcome == "applied":
         assert events, decision
         assert all(e.event_type != "CommandRejected" for e in events), events
-    elif decision.outcome == "rejected":
+    elif outcome == "rejected":
         assert [e.event_type for e in events] == ["CommandRejected"], events
         rejection = parse_event(events[0].body.encode())
         assert isinstance(rejection, CommandRejected)
@@ -416,10 +401,10 @@ def check_effects(
         assert rejection.payload.command_message_id == parsed.message_id
     else:
         assert not events, (decision, events)
-    if decision.outcome == "answered":
+    if outcome == "answered":
         assert replies == 1
         assert world.publisher.replies[-1][0] == REPLY_TO
-        parse_event(world.publisher.replies[-1][1])
+        parse_event(world.publisher.replies[-1][1].model_dump_json().encode())
     else:
         assert replies == 0, decision
     for event in events:
@@ -428,19 +413,17 @@ def check_effects(
 
 async def run_one(world: World, item: Delivery) -> None:
     """Parse and process one delivery, and check everything the property promises."""
-    pipeline = world.pipeline
     published, replied = len(world.relay.published), len(world.publisher.replies)
-    parsed = pipeline.parse(item)
-    decision = await pipeline.process(parsed)
+    parsed, decision = await world.process(item)
     events = world.relay.published[published:]
     check_decision(parsed, decision)
     check_effects(world, parsed, decision, events, len(world.publisher.replies) - replied)
-    if decision.action is Action.DEAD_LETTER:
-        headers = failure_headers(item, decision)
+    if isinstance(decision, DeadLetter):
+        headers = failure_headers(item, decision.failure)
         assert not any(k.lower().startswith("x-") for k in headers)
-    if decision.outcome in {"applied", "rejected"}:  # a redelivery is a no-op
-        again = await pipeline.process(pipeline.parse(item))
-        assert again.outcome == "duplicate", again
+    if outcome_of(decision) in {"applied", "rejected"}:  # a redelivery is a no-op
+        _, again = await world.process(item)
+        assert outcome_of(again) == "duplicate", again
         assert len(world.relay.published) == published + len(events)
 
 
@@ -476,12 +459,11 @@ async def test_every_dead_letter_can_be_reported(world: World, data: st.DataObje
     fallback when the body cannot be read). If it raised, the consumer would nack and requeue
     a message it had already copied to the DLQ, again and again."""
     item = data.draw(delivery(world.ids), label="delivery")
-    parsed = world.pipeline.parse(item)
-    decision = await world.pipeline.process(parsed)
-    if decision.action is not Action.DEAD_LETTER:
+    parsed, decision = await world.process(item)
+    if not isinstance(decision, DeadLetter):
         return
-    report = world.pipeline.dead_letter_event(parsed, decision)
-    assert report.payload.error_type == decision.error_type
+    report = dead_lettered(parsed.message_id, parsed.type, item.body, decision.failure)
+    assert report.payload.error_type == decision.failure.error_type
     assert report.payload.attempts == decision.attempt
     parse_event(report.model_dump_json().encode())
 

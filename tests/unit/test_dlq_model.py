@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 import pytest
 
 from contracts.examples import example_message
+from contracts.fields import ErrorType
 from worker.dlq.headers import PEEK_LIMIT, integer, peek, plain, text
 from worker.dlq.model import UNKNOWN_ERROR_TYPE, DeadLetter, Selector, parse_dead_letter
 from worker.messaging.consumer import failure_headers
-from worker.messaging.pipeline import Action, Decision
-from worker.messaging.publisher import Delivery
+from worker.messaging.delivery import Delivery
+from worker.messaging.fate import Failure
 
 pytestmark = pytest.mark.unit
 
@@ -34,8 +35,8 @@ def worker_dead_letter(
     """A dead letter with the headers the worker's consumer writes."""
     message_id, body = command_body()
     delivery = Delivery(body=body, routing_key="CreateCustomer", message_id=message_id)
-    decision = Decision(Action.DEAD_LETTER, "failed", attempt, error_type, "database unavailable")
-    headers = dict(failure_headers(delivery, decision))
+    failure = Failure(ErrorType(error_type), "database unavailable", attempt)
+    headers = dict(failure_headers(delivery, failure))
     properties = (
         props if props is not None else {"message_id": message_id, "type": "CreateCustomer"}
     )

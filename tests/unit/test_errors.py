@@ -1,4 +1,4 @@
-"""Every error type we know of has one outcome, and the error tree matches the contract.
+"""Every lower-layer error we know of has one name in the error tree (``translate``).
 
 The exceptions are real objects of the drivers' own classes, wrapped the way SQLAlchemy's
 asyncpg dialect wraps them (``AsyncAdapt_asyncpg_dbapi.Error`` carrying ``sqlstate``, inside
@@ -7,6 +7,7 @@ a ``DBAPIError``), so a change in how a layer reports a failure shows up here.
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 
 import aiormq.exceptions
@@ -17,9 +18,18 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 
 import worker.errors
-from contracts import RejectionReason
-from worker.classify import Outcome, classify
-from worker.errors import DomainError, InvalidCursor, TransientError, WorkerError
+from contracts import REJECTION_REASONS
+from worker.errors import (
+    ConversationExists,
+    DomainError,
+    DuplicateReference,
+    EmailTaken,
+    InvalidCursor,
+    TransientError,
+    WorkerError,
+    translate,
+    unique_violations,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -78,9 +88,48 @@ def operational(sqlstate: str) -> sa_exc.OperationalError:
 
 # --- the table --------------------------------------------------------------------------------
 
-REJECTED = [
+OURS = [
     *(pytest.param(cls("detail"), id=f"domain-{cls.__name__}") for cls in domain_errors()),
     pytest.param(InvalidCursor(), id="InvalidCursor"),
+    pytest.param(TransientError("broker unavailable"), id="TransientError"),
+]
+
+
+def unique_violation(constraint: str) -> sa_exc.IntegrityError:
+    """A unique violation as SQLAlchemy raises it from asyncpg (PostgreSQL names it)."""
+    error = asyncpg.exceptions.UniqueViolationError(
+        f'duplicate key value violates unique constraint "{constraint}"'
+    )
+    raised = as_sqlalchemy(error, adapted=DBAPI.IntegrityError)
+    assert isinstance(raised, sa_exc.IntegrityError)
+    return raised
+
+
+def sqlite_unique_violation(column: str) -> sa_exc.IntegrityError:
+    """A unique violation as SQLAlchemy raises it from SQLite (it names the column)."""
+    orig = sqlite3.IntegrityError(f"UNIQUE constraint failed: {column}")
+    return sa_exc.IntegrityError(STATEMENT, (), orig)
+
+
+KNOWN_UNIQUE = [
+    pytest.param(unique_violation("uq_customers_email"), EmailTaken, id="pg-email"),
+    pytest.param(sqlite_unique_violation("customers.email"), EmailTaken, id="sqlite-email"),
+    pytest.param(
+        unique_violation("uq_transactions_account_reference"), DuplicateReference, id="pg-ref"
+    ),
+    pytest.param(
+        sqlite_unique_violation("transactions.account_id, transactions.reference"),
+        DuplicateReference,
+        id="sqlite-ref",
+    ),
+    pytest.param(
+        unique_violation("uq_conversations_conversation_id"), ConversationExists, id="pg-conv"
+    ),
+    pytest.param(
+        sqlite_unique_violation("conversations.conversation_id"),
+        ConversationExists,
+        id="sqlite-conv",
+    ),
 ]
 
 TRANSIENT = [
@@ -143,24 +192,40 @@ TRANSIENT = [
         aiormq.exceptions.DeliveryError(None, Basic.Nack(delivery_tag=1)),  # type: ignore[arg-type]
         id="DeliveryError-nack",
     ),
+    pytest.param(OSError(errno.EHOSTUNREACH, "No route to host"), id="OSError-EHOSTUNREACH"),
     # SQLite
     pytest.param(sqlite3.OperationalError("database is locked"), id="sqlite-locked-raw"),
     pytest.param(
         sa_exc.OperationalError(STATEMENT, (), sqlite3.OperationalError("database is locked")),
         id="sqlite-locked-wrapped",
     ),
-    # our own
-    pytest.param(TransientError("broker unavailable"), id="TransientError"),
 ]
 
 UNEXPECTED = [
     pytest.param(
         as_sqlalchemy(
             asyncpg.exceptions.UniqueViolationError("duplicate key"),
-            adapted=DBAPI.UniqueViolationError,
+            adapted=DBAPI.IntegrityError,
         ),
-        id="IntegrityError-asyncpg-unique",
+        id="IntegrityError-asyncpg-unique-unknown-constraint",
     ),
+    # A plain InterfaceError is a misuse of the connection (a bug), not an outage.
+    pytest.param(
+        asyncpg.exceptions.InterfaceError(
+            "cannot perform operation: another operation is in progress"
+        ),
+        id="asyncpg-InterfaceError-another-operation",
+    ),
+    pytest.param(
+        as_sqlalchemy(
+            asyncpg.exceptions.InterfaceError("another operation is in progress"),
+            adapted=DBAPI.InterfaceError,
+        ),
+        id="sqlalchemy-InterfaceError-not-invalidated",
+    ),
+    pytest.param(FileNotFoundError(2, "No such file or directory"), id="FileNotFoundError"),
+    pytest.param(PermissionError(13, "Permission denied"), id="PermissionError"),
+    pytest.param(OSError(errno.ENOSPC, "No space left on device"), id="OSError-ENOSPC"),
     pytest.param(
         sa_exc.IntegrityError(STATEMENT, (), sqlite3.IntegrityError("UNIQUE constraint failed")),
         id="IntegrityError-sqlite-unique",
@@ -191,37 +256,54 @@ UNEXPECTED = [
 ]
 
 
-@pytest.mark.parametrize("error", REJECTED)
-def test_business_rejections_are_answered_not_retried(error: BaseException) -> None:
-    assert classify(error) is Outcome.REJECTED
+@pytest.mark.parametrize("error", OURS)
+def test_our_own_errors_keep_their_name(error: WorkerError) -> None:
+    assert translate(error) is error
+
+
+@pytest.mark.parametrize(("error", "expected"), KNOWN_UNIQUE)
+def test_a_unique_violation_the_contract_names_becomes_its_rejection(
+    error: sa_exc.IntegrityError, expected: type[DomainError]
+) -> None:
+    translated = translate(error)
+    assert type(translated) is expected
+
+
+@pytest.mark.parametrize(("error", "expected"), KNOWN_UNIQUE)
+def test_unique_violations_raises_the_rejection_from_the_drivers_error(
+    error: sa_exc.IntegrityError, expected: type[DomainError]
+) -> None:
+    with pytest.raises(expected) as raised, unique_violations():
+        raise error
+    assert raised.value.__cause__ is error
+
+
+def test_unique_violations_lets_other_integrity_errors_through() -> None:
+    error = sa_exc.IntegrityError(STATEMENT, (), sqlite3.IntegrityError("NOT NULL failed"))
+    with pytest.raises(sa_exc.IntegrityError), unique_violations():
+        raise error
 
 
 @pytest.mark.parametrize("error", TRANSIENT)
 def test_unavailable_or_contended_resources_are_transient(error: BaseException) -> None:
-    assert classify(error) is Outcome.TRANSIENT
+    assert isinstance(translate(error), TransientError)
 
 
 @pytest.mark.parametrize("error", UNEXPECTED)
-def test_bugs_and_data_errors_are_unexpected(error: BaseException) -> None:
-    assert classify(error) is Outcome.UNEXPECTED
+def test_bugs_and_data_errors_have_no_name_in_the_tree(error: BaseException) -> None:
+    assert translate(error) is None
 
 
 def test_a_transient_error_hidden_behind_a_cause_is_still_transient() -> None:
     error = RuntimeError("while publishing")
     error.__cause__ = ConnectionResetError(104, "Connection reset by peer")
-    assert classify(error) is Outcome.TRANSIENT
+    assert isinstance(translate(error), TransientError)
 
 
 def test_a_cause_cycle_does_not_recurse_forever() -> None:
     first, second = RuntimeError("a"), RuntimeError("b")
     first.__cause__, second.__cause__ = second, first
-    assert classify(first) is Outcome.UNEXPECTED
-
-
-def test_classify_never_answers_invalid_message() -> None:
-    """Invalid messages are decided by parsing, before any handler runs."""
-    everything = [p.values[0] for p in (*REJECTED, *TRANSIENT, *UNEXPECTED)]
-    assert Outcome.INVALID not in {classify(e) for e in everything}  # type: ignore[arg-type]
+    assert translate(first) is None
 
 
 # --- the error tree ---------------------------------------------------------------------------
@@ -233,12 +315,8 @@ def test_there_are_domain_errors_to_check() -> None:
 
 @pytest.mark.parametrize("cls", domain_errors(), ids=lambda c: c.__name__)
 def test_every_domain_error_reason_is_a_contract_rejection_reason(cls: type[DomainError]) -> None:
-    assert cls.reason in {r.value for r in RejectionReason}, cls.reason
+    assert cls.reason in REJECTION_REASONS, cls.reason
     assert cls("detail").reason == cls.reason
-
-
-def test_the_invalid_cursor_reason_is_a_contract_rejection_reason() -> None:
-    assert InvalidCursor.reason in {r.value for r in RejectionReason}
 
 
 def test_no_two_domain_errors_share_a_reason() -> None:

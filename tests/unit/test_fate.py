@@ -1,17 +1,30 @@
-"""The retry policy: attempts per outcome, the delay schedule, jitter, and the attempt header."""
+"""A delivery's fate: one decision for every failure, the limits, the back-off and the header."""
 
 from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contracts.fields import ErrorType
 from contracts.topology import HEADER_ATTEMPTS
-from worker.classify import Outcome
-from worker.messaging.retry import JITTER, UNEXPECTED_ATTEMPTS, RetryPolicy, attempts_so_far
+from tests.unit.test_errors import OURS, TRANSIENT, UNEXPECTED
+from worker.errors import DomainError, TransientError
+from worker.messaging.fate import (
+    JITTER,
+    UNEXPECTED_ATTEMPTS,
+    Ack,
+    DeadLetter,
+    Retry,
+    RetryPolicy,
+    attempts_so_far,
+    classify,
+    outcome_of,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -21,46 +34,106 @@ def policy(max_attempts: int = 5, delays: tuple[int, ...] = (1, 5, 30)) -> Retry
     return RetryPolicy(max_attempts, delays)
 
 
+# --- one decision for every failure -----------------------------------------------------------
+
+
+def _values(params: list[Any]) -> list[BaseException]:
+    return [param.values[0] for param in params]
+
+
+EVERY_FAILURE = [
+    *((e, ErrorType.TRANSIENT) for e in _values(TRANSIENT)),
+    *((e, ErrorType.TRANSIENT) for e in _values(OURS) if isinstance(e, TransientError)),
+    *((e, ErrorType.UNEXPECTED) for e in _values(UNEXPECTED)),
+    *((e, ErrorType.UNEXPECTED) for e in _values(OURS) if isinstance(e, DomainError)),
+]
+
+
+@pytest.mark.parametrize(("error", "error_type"), EVERY_FAILURE, ids=lambda v: type(v).__name__)
+@pytest.mark.parametrize("attempt", [1, 2, 3, 4, 5, 6, 50])
+def test_every_failure_we_can_meet_gets_exactly_one_decision(
+    error: BaseException, error_type: ErrorType, attempt: int
+) -> None:
+    p = policy(5)
+    decision = p.after_failure(error, attempt)
+
+    assert decision.failure.error_type is error_type
+    assert decision.failure.attempt == attempt
+    allowed = 5 if error_type is ErrorType.TRANSIENT else UNEXPECTED_ATTEMPTS
+    if attempt < allowed:
+        assert isinstance(decision, Retry)
+        assert decision.delay == p.delay_for(attempt)
+    else:
+        assert isinstance(decision, DeadLetter)
+
+
+def test_the_table_covers_every_kind_of_failure() -> None:
+    kinds = {error_type for _, error_type in EVERY_FAILURE}
+    assert kinds == {ErrorType.TRANSIENT, ErrorType.UNEXPECTED}
+    assert len(EVERY_FAILURE) > 50
+
+
+@pytest.mark.parametrize("error", [p for p in OURS if isinstance(p.values[0], DomainError)])
+def test_a_rejection_that_escapes_the_bus_is_a_bug_not_an_answer(error: DomainError) -> None:
+    assert classify(error) is ErrorType.UNEXPECTED
+
+
+def test_the_failure_message_names_the_class_and_never_the_message() -> None:
+    error = ValueError("ada@example.com is not allowed")
+    decision = policy().after_failure(error, 1)
+    assert decision.failure.message == "unexpected: ValueError"
+
+
+def test_an_invalid_message_is_dead_lettered_at_once_with_its_reason() -> None:
+    decision = policy(100).invalid("payload.email: Field required", 1)
+    assert isinstance(decision, DeadLetter)
+    assert decision.failure.error_type is ErrorType.INVALID_MESSAGE
+    assert decision.failure.message == "payload.email: Field required"
+
+
+@pytest.mark.parametrize("outcome", ["applied", "duplicate", "rejected", "answered"])
+def test_an_answer_is_logged_under_its_own_outcome(outcome: str) -> None:
+    assert outcome_of(Ack(outcome)) == outcome  # type: ignore[arg-type]
+
+
+def test_a_failure_is_logged_under_its_error_type() -> None:
+    assert outcome_of(policy().after_failure(TimeoutError(), 1)) == "transient"
+    assert outcome_of(policy().invalid("x", 1)) == "invalid_message"
+
+
 # --- attempts ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("outcome", "max_attempts", "allowed"),
+    ("error_type", "max_attempts", "allowed"),
     [
-        (Outcome.TRANSIENT, 5, 5),
-        (Outcome.TRANSIENT, 1, 1),
-        (Outcome.TRANSIENT, 100, 100),
-        (Outcome.UNEXPECTED, 5, UNEXPECTED_ATTEMPTS),
-        (Outcome.UNEXPECTED, 2, 2),
-        (Outcome.UNEXPECTED, 1, 1),
-        (Outcome.INVALID, 5, 1),
-        (Outcome.REJECTED, 5, 1),
+        (ErrorType.TRANSIENT, 5, 5),
+        (ErrorType.TRANSIENT, 1, 1),
+        (ErrorType.TRANSIENT, 100, 100),
+        (ErrorType.UNEXPECTED, 5, UNEXPECTED_ATTEMPTS),
+        (ErrorType.UNEXPECTED, 2, 2),
+        (ErrorType.UNEXPECTED, 1, 1),
+        (ErrorType.INVALID_MESSAGE, 5, 1),
     ],
 )
-def test_each_outcome_gets_its_own_number_of_attempts(
-    outcome: Outcome, max_attempts: int, allowed: int
+def test_each_error_type_gets_its_own_number_of_attempts(
+    error_type: ErrorType, max_attempts: int, allowed: int
 ) -> None:
-    assert policy(max_attempts).attempts_allowed(outcome) == allowed
+    assert policy(max_attempts).attempts_allowed(error_type) == allowed
 
 
-def test_unexpected_errors_get_a_few_attempts_only() -> None:
-    assert 1 < UNEXPECTED_ATTEMPTS <= 5
-
-
-@pytest.mark.parametrize("outcome", list(Outcome))
+@pytest.mark.parametrize(
+    ("error", "error_type"),
+    [(TimeoutError(), ErrorType.TRANSIENT), (RuntimeError("bug"), ErrorType.UNEXPECTED)],
+)
 @pytest.mark.parametrize("max_attempts", [1, 2, 3, 5, 10])
 def test_a_delivery_is_retried_until_its_last_allowed_attempt(
-    outcome: Outcome, max_attempts: int
+    error: BaseException, error_type: ErrorType, max_attempts: int
 ) -> None:
     p = policy(max_attempts)
-    allowed = p.attempts_allowed(outcome)
-    decisions = [p.should_retry(outcome, attempt) for attempt in range(1, allowed + 3)]
-    assert decisions == [True] * (allowed - 1) + [False] * 3
-
-
-@pytest.mark.parametrize("outcome", [Outcome.INVALID, Outcome.REJECTED])
-def test_invalid_messages_and_rejections_are_never_retried(outcome: Outcome) -> None:
-    assert not policy(100).should_retry(outcome, 1)
+    allowed = p.attempts_allowed(error_type)
+    retried = [isinstance(p.after_failure(error, a), Retry) for a in range(1, allowed + 3)]
+    assert retried == [True] * (allowed - 1) + [False] * 3
 
 
 # --- delays -----------------------------------------------------------------------------------
@@ -78,9 +151,10 @@ def test_a_single_step_schedule_always_waits_that_long() -> None:
 
 def test_every_retry_of_a_transient_failure_has_a_delay_from_the_schedule() -> None:
     p = policy(5, (1, 5, 30))
-    retried = [a for a in range(1, 10) if p.should_retry(Outcome.TRANSIENT, a)]
-    assert retried == [1, 2, 3, 4]
-    assert {p.delay_for(a) for a in retried} <= set(p.delays)
+    decisions = [p.after_failure(TimeoutError(), a) for a in range(1, 10)]
+    retries = [d for d in decisions if isinstance(d, Retry)]
+    assert [d.failure.attempt for d in retries] == [1, 2, 3, 4]
+    assert {d.delay for d in retries} <= set(p.delays)
 
 
 # --- jitter -----------------------------------------------------------------------------------

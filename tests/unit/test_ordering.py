@@ -1,17 +1,16 @@
-"""Per-key ordering: the KeyedSequencer's turns, and the ordering key of every request type."""
+"""Per-key ordering inside one process: the KeyedSequencer hands out turns in claim order.
+
+The key itself is ``contracts.ordering_key`` (tested with the contract).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-from typing import Any
 
 import pytest
 
-from contracts import COMMAND_TYPES, QUERY_TYPES, example_message, parse_message
 from worker.messaging.ordering import KeyedSequencer
-from worker.messaging.pipeline import ordering_key
 
 pytestmark = pytest.mark.unit
 
@@ -168,92 +167,3 @@ async def test_releasing_twice_or_an_unknown_turn_is_harmless() -> None:
     assert second.done()
     sequencer.release("k", second)
     assert len(sequencer) == 0
-
-
-# --- ordering keys ----------------------------------------------------------------------------
-
-
-def request(message_type: str, **payload: Any) -> Any:
-    """A parsed request of ``message_type``: the contract's example, payload overridden."""
-    body = example_message(message_type)
-    body["payload"] = {**body["payload"], **payload}
-    body["payload"] = {k: v for k, v in body["payload"].items() if v is not None}
-    return parse_message(json.dumps(body).encode())
-
-
-EXPECTED_KEYS = {
-    "CreateCustomer": "email:ada@example.com",
-    "UpdateCustomer": "customer_id:CUST-000001",
-    "DeleteCustomer": "customer_id:CUST-000001",
-    "OpenAccount": "customer_id:CUST-000001",
-    "RecordTransaction": "account_number:40000001",
-    "StartConversation": f"conversation_id:{CONVERSATION}",
-    "AppendMessage": f"conversation_id:{CONVERSATION}",
-    "EscalateConversation": f"conversation_id:{CONVERSATION}",
-    "ResolveConversation": "escalation_id:ESC-000042",
-    "UpsertProduct": "code:SAV-EASY",  # two upserts of one product keep their order
-    "UpsertFaq": None,  # a new FAQ has no id yet; an update is keyed by its faq_id
-    "FreezeAccounts": None,  # two accounts: no single key (see the one-account test below)
-}
-
-
-def test_the_key_table_covers_every_command_type() -> None:
-    assert set(EXPECTED_KEYS) == set(COMMAND_TYPES)
-
-
-@pytest.mark.parametrize("message_type", sorted(COMMAND_TYPES))
-def test_every_command_type_has_its_ordering_key(message_type: str) -> None:
-    assert ordering_key(request(message_type)) == EXPECTED_KEYS[message_type]
-
-
-@pytest.mark.parametrize("message_type", sorted(QUERY_TYPES))
-def test_queries_are_never_ordered(message_type: str) -> None:
-    assert ordering_key(request(message_type)) is None
-
-
-def test_a_conversation_is_one_key_from_start_to_resolution() -> None:
-    keys = {
-        ordering_key(request("StartConversation")),
-        ordering_key(request("AppendMessage")),
-        ordering_key(request("EscalateConversation")),
-        ordering_key(
-            request("ResolveConversation", escalation_id=None, conversation_id=CONVERSATION)
-        ),
-    }
-    assert keys == {f"conversation_id:{CONVERSATION}"}
-
-
-def test_the_conversation_key_does_not_depend_on_how_the_uuid_is_spelt() -> None:
-    upper = request("AppendMessage", conversation_id=CONVERSATION.upper())
-    assert ordering_key(upper) == ordering_key(request("AppendMessage"))
-
-
-def test_a_conversation_started_without_an_id_is_ordered_by_its_customer() -> None:
-    started = request("StartConversation", conversation_id=None)
-    assert (
-        ordering_key(started) == ordering_key(request("OpenAccount")) == "customer_id:CUST-000001"
-    )
-
-
-def test_a_customers_commands_share_one_key() -> None:
-    keys = {ordering_key(request(t)) for t in ("UpdateCustomer", "DeleteCustomer", "OpenAccount")}
-    assert keys == {"customer_id:CUST-000001"}
-
-
-def test_emails_are_one_key_whatever_their_case() -> None:
-    shouted = request("CreateCustomer", email="ADA@Example.COM")
-    assert ordering_key(shouted) == ordering_key(request("CreateCustomer"))
-
-
-def test_freezing_one_account_is_ordered_with_that_accounts_transactions() -> None:
-    """Freeze then debit, published back to back: the debit must meet a frozen account."""
-    freeze = request("FreezeAccounts", account_numbers=["40000001"])
-    debit = request("RecordTransaction", account_number="40000001")
-    assert ordering_key(freeze) == ordering_key(debit) == "account_number:40000001"
-
-
-def test_unrelated_resources_get_different_keys() -> None:
-    a = request("RecordTransaction", account_number="40000001")
-    b = request("RecordTransaction", account_number="40000002")
-    c = request("UpdateCustomer", customer_id="CUST-000002")
-    assert len({ordering_key(a), ordering_key(b), ordering_key(c)}) == 3

@@ -7,17 +7,23 @@ from contracts import (
     AccountOpenedPayload,
     AccountsFrozen,
     AccountsFrozenPayload,
+    AccountsUnfrozen,
+    AccountsUnfrozenPayload,
     FreezeAccounts,
+    ListCustomerAccounts,
+    ListRecentTransactions,
     OpenAccount,
     RecordTransaction,
     RoutedEvent,
     TransactionRecorded,
     TransactionRecordedPayload,
+    UnfreezeAccounts,
 )
-from worker.handlers.base import emit
+from worker.handlers.registry import HANDLERS, Answer, emit
 from worker.services import AccountService
 
 
+@HANDLERS.command(OpenAccount, AccountService)
 async def open_account(command: OpenAccount, service: AccountService) -> list[RoutedEvent]:
     """Open an account for a customer."""
     p = command.payload
@@ -33,12 +39,14 @@ async def open_account(command: OpenAccount, service: AccountService) -> list[Ro
     return [emit(command, AccountOpened, payload)]
 
 
+@HANDLERS.command(FreezeAccounts, AccountService)
 async def freeze_accounts(command: FreezeAccounts, service: AccountService) -> list[RoutedEvent]:
     """Freeze accounts in one UPDATE."""
     frozen = await service.freeze_accounts(command.payload.account_numbers)
     return [emit(command, AccountsFrozen, AccountsFrozenPayload(account_numbers=tuple(frozen)))]
 
 
+@HANDLERS.command(RecordTransaction, AccountService)
 async def record_transaction(
     command: RecordTransaction, service: AccountService
 ) -> list[RoutedEvent]:
@@ -59,3 +67,28 @@ async def record_transaction(
         balance_after=transaction.balance_after,
     )
     return [emit(command, TransactionRecorded, payload)]
+
+
+@HANDLERS.query(ListRecentTransactions, AccountService)
+async def list_recent_transactions(
+    query: ListRecentTransactions, service: AccountService
+) -> Answer:
+    """An account's latest transactions."""
+    p = query.payload
+    return Answer(await service.recent_transactions(p.account_number, limit=p.limit))
+
+
+@HANDLERS.query(ListCustomerAccounts, AccountService)
+async def list_customer_accounts(query: ListCustomerAccounts, service: AccountService) -> Answer:
+    """A customer's accounts, newest first."""
+    return Answer(await service.customer_accounts(query.payload.customer_id))
+
+
+@HANDLERS.command(UnfreezeAccounts, AccountService)
+async def unfreeze_accounts(
+    command: UnfreezeAccounts, service: AccountService
+) -> list[RoutedEvent]:
+    """Make frozen accounts active again, in one UPDATE."""
+    unfrozen = await service.unfreeze_accounts(command.payload.account_numbers)
+    payload = AccountsUnfrozenPayload(account_numbers=tuple(unfrozen))
+    return [emit(command, AccountsUnfrozen, payload)]

@@ -8,13 +8,15 @@ from contracts import (
     ProductUpserted,
     ProductUpsertedPayload,
     RoutedEvent,
+    SearchFaq,
     UpsertFaq,
     UpsertProduct,
 )
-from worker.handlers.base import emit
+from worker.handlers.registry import HANDLERS, Answer, emit
 from worker.services import CatalogService
 
 
+@HANDLERS.command(UpsertProduct, CatalogService)
 async def upsert_product(command: UpsertProduct, service: CatalogService) -> list[RoutedEvent]:
     """Create or replace a product by code."""
     p = command.payload
@@ -36,6 +38,7 @@ async def upsert_product(command: UpsertProduct, service: CatalogService) -> lis
     return [emit(command, ProductUpserted, payload)]
 
 
+@HANDLERS.command(UpsertFaq, CatalogService)
 async def upsert_faq(command: UpsertFaq, service: CatalogService) -> list[RoutedEvent]:
     """Create an FAQ, or replace the one ``faq_id`` names."""
     p = command.payload
@@ -47,3 +50,9 @@ async def upsert_faq(command: UpsertFaq, service: CatalogService) -> list[Routed
         faq_id=p.faq_id,
     )
     return [emit(command, FaqUpserted, FaqUpsertedPayload(faq_id=faq.faq_id))]
+
+
+@HANDLERS.query(SearchFaq, CatalogService)
+async def search_faq(query: SearchFaq, service: CatalogService) -> Answer:
+    """FAQs matching a keyword."""
+    return Answer(await service.search_faq(query.payload.keyword, limit=query.payload.limit))

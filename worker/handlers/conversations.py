@@ -11,16 +11,20 @@ from contracts import (
     ConversationStarted,
     ConversationStartedPayload,
     EscalateConversation,
+    GetConversationTranscript,
+    ListCustomerConversations,
+    ListEscalatedConversations,
     MessageAppended,
     MessageAppendedPayload,
     ResolveConversation,
     RoutedEvent,
     StartConversation,
 )
-from worker.handlers.base import emit
+from worker.handlers.registry import HANDLERS, Answer, emit
 from worker.services import ConversationService
 
 
+@HANDLERS.command(StartConversation, ConversationService)
 async def start_conversation(
     command: StartConversation, service: ConversationService
 ) -> list[RoutedEvent]:
@@ -38,6 +42,7 @@ async def start_conversation(
     return [emit(command, ConversationStarted, payload)]
 
 
+@HANDLERS.command(AppendMessage, ConversationService)
 async def append_message(command: AppendMessage, service: ConversationService) -> list[RoutedEvent]:
     """Append a message to an open conversation."""
     p = command.payload
@@ -50,6 +55,7 @@ async def append_message(command: AppendMessage, service: ConversationService) -
     return [emit(command, MessageAppended, payload)]
 
 
+@HANDLERS.command(EscalateConversation, ConversationService)
 async def escalate_conversation(
     command: EscalateConversation, service: ConversationService
 ) -> list[RoutedEvent]:
@@ -67,6 +73,7 @@ async def escalate_conversation(
     return [emit(command, ConversationEscalated, payload)]
 
 
+@HANDLERS.command(ResolveConversation, ConversationService)
 async def resolve_conversation(
     command: ResolveConversation, service: ConversationService
 ) -> list[RoutedEvent]:
@@ -81,3 +88,32 @@ async def resolve_conversation(
         resolution=p.resolution,
     )
     return [emit(command, ConversationResolved, payload)]
+
+
+@HANDLERS.query(ListCustomerConversations, ConversationService)
+async def list_customer_conversations(
+    query: ListCustomerConversations, service: ConversationService
+) -> Answer:
+    """A customer's conversations, newest activity first, keyset-paginated."""
+    p = query.payload
+    page = await service.customer_conversations(p.customer_id, limit=p.limit, cursor=p.cursor)
+    return Answer(page.items, page.next_cursor)
+
+
+@HANDLERS.query(ListEscalatedConversations, ConversationService)
+async def list_escalated_conversations(
+    query: ListEscalatedConversations, service: ConversationService
+) -> Answer:
+    """The escalation queue, oldest first, keyset-paginated."""
+    page = await service.escalated(limit=query.payload.limit, cursor=query.payload.cursor)
+    return Answer(page.items, page.next_cursor)
+
+
+@HANDLERS.query(GetConversationTranscript, ConversationService)
+async def get_conversation_transcript(
+    query: GetConversationTranscript, service: ConversationService
+) -> Answer:
+    """A conversation's messages in sequence order, keyset-paginated."""
+    p = query.payload
+    page = await service.transcript(p.conversation_id, limit=p.limit, cursor=p.cursor)
+    return Answer(page.items, page.next_cursor)

@@ -12,13 +12,15 @@ from contracts import (
     CustomerUpdated,
     CustomerUpdatedPayload,
     DeleteCustomer,
+    GetCustomer,
     RoutedEvent,
     UpdateCustomer,
 )
-from worker.handlers.base import emit
+from worker.handlers.registry import HANDLERS, Answer, emit
 from worker.services import CustomerService
 
 
+@HANDLERS.command(CreateCustomer, CustomerService)
 async def create_customer(command: CreateCustomer, service: CustomerService) -> list[RoutedEvent]:
     """Register a customer."""
     p = command.payload
@@ -34,6 +36,7 @@ async def create_customer(command: CreateCustomer, service: CustomerService) -> 
     return [emit(command, CustomerCreated, payload)]
 
 
+@HANDLERS.command(UpdateCustomer, CustomerService)
 async def update_customer(command: UpdateCustomer, service: CustomerService) -> list[RoutedEvent]:
     """Change a customer's details; only fields present in the payload are touched."""
     p = command.payload
@@ -45,8 +48,16 @@ async def update_customer(command: UpdateCustomer, service: CustomerService) -> 
     return [emit(command, CustomerUpdated, payload)]
 
 
+@HANDLERS.command(DeleteCustomer, CustomerService)
 async def delete_customer(command: DeleteCustomer, service: CustomerService) -> list[RoutedEvent]:
     """Soft-delete a customer."""
     await service.delete_customer(command.payload.customer_id)
     payload = CustomerDeletedPayload(customer_id=command.payload.customer_id)
     return [emit(command, CustomerDeleted, payload)]
+
+
+@HANDLERS.query(GetCustomer, CustomerService)
+async def get_customer(query: GetCustomer, service: CustomerService) -> Answer:
+    """One customer by business id or email."""
+    p = query.payload
+    return Answer([await service.get_customer(customer_id=p.customer_id, email=p.email)])

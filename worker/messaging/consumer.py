@@ -1,10 +1,10 @@
-"""The consumer: the one place where deliveries are acknowledged.
+"""The consumer: parse → bus → decide → settle. The one place where deliveries are acked.
 
-Each delivery is parsed, takes its turn behind earlier deliveries with the same
-ordering key, runs through the pipeline under the concurrency limit, and then the
-pipeline's decision is carried out here: ack; or republish to a delay queue and ack;
-or republish to the DLQ (plus a ``CommandDeadLettered`` event) and ack. If carrying
-out the decision fails, the delivery is returned to the queue, never dropped.
+Each delivery is parsed (:mod:`worker.messaging.delivery`), takes its turn behind earlier
+deliveries with the same ordering key, goes through the command bus (:mod:`worker.bus`)
+under the concurrency limit, and its fate (:mod:`worker.messaging.fate`) is carried out
+here: ack; or copy it to a delay queue, then ack; or copy it to the DLQ, report it, then
+ack. If carrying out the decision fails, the delivery goes back to the queue, never lost.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, HeadersType
 
-from contracts import COMMAND_TYPES, QUERY_TYPES
+from contracts import COMMAND_TYPES, QUERY_TYPES, retry_queue_name
+from contracts.fields import ErrorType
 from contracts.topology import (
     HEADER_ATTEMPTS,
     HEADER_ERROR_MESSAGE,
@@ -26,13 +27,21 @@ from contracts.topology import (
     HEADER_LAST_FAILED_AT,
     HEADER_ORIGINAL_ROUTING_KEY,
 )
+from worker.bus import CommandBus, Origin, dead_lettered, new_event
+from worker.messaging.delivery import Delivery, Parsed, parse
+from worker.messaging.fate import (
+    Ack,
+    DeadLetter,
+    Decision,
+    Failure,
+    Retry,
+    RetryPolicy,
+    attempts_so_far,
+    outcome_of,
+)
 from worker.messaging.ordering import KeyedSequencer
-from worker.messaging.pipeline import Action, Decision, Parsed, Pipeline
-from worker.messaging.publisher import Delivery, Publisher
-from worker.messaging.retry import RetryPolicy
-from worker.messaging.topology import retry_queue_name
 from worker.observability.metrics import Metrics
-from worker.repositories import PendingEvent
+from worker.ports import Publisher
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +50,7 @@ NACK_PAUSE = 1.0
 
 
 def to_delivery(message: AbstractIncomingMessage) -> Delivery:
-    """Copy what the pipeline needs out of an aio-pika message."""
+    """Copy what the worker needs out of an aio-pika message."""
     return Delivery(
         body=message.body,
         routing_key=message.routing_key or "",
@@ -55,7 +64,22 @@ def to_delivery(message: AbstractIncomingMessage) -> Delivery:
     )
 
 
-def failure_headers(delivery: Delivery, decision: Decision) -> HeadersType:
+async def decide(bus: CommandBus, policy: RetryPolicy, parsed: Parsed) -> Decision:
+    """Run the request through the bus; every exception becomes its fate. Never raises."""
+    attempt = attempts_so_far(parsed.delivery.headers) + 1
+    if parsed.request is None:
+        return policy.invalid(parsed.invalid or "invalid message", attempt)
+    try:
+        origin = Origin(reply_to=parsed.delivery.reply_to)
+        return Ack(await bus.handle(parsed.request, origin), attempt)
+    except Exception as exc:
+        decision = policy.after_failure(exc, attempt)
+        if decision.failure.error_type is ErrorType.UNEXPECTED:
+            log.exception("message.unexpected_error", error=type(exc).__name__)
+        return decision
+
+
+def failure_headers(delivery: Delivery, failure: Failure) -> HeadersType:
     """The original headers (minus the broker's ``x-`` ones) plus our ``fca-`` failure record."""
     now = datetime.now(UTC).isoformat()
     headers: dict[str, object] = {
@@ -64,9 +88,9 @@ def failure_headers(delivery: Delivery, decision: Decision) -> HeadersType:
     headers.setdefault(HEADER_FIRST_FAILED_AT, now)
     headers.setdefault(HEADER_ORIGINAL_ROUTING_KEY, delivery.routing_key)
     headers[HEADER_LAST_FAILED_AT] = now
-    headers[HEADER_ATTEMPTS] = decision.attempt
-    headers[HEADER_ERROR_TYPE] = decision.error_type or "unexpected"
-    headers[HEADER_ERROR_MESSAGE] = (decision.error or "")[:1000]
+    headers[HEADER_ATTEMPTS] = failure.attempt
+    headers[HEADER_ERROR_TYPE] = failure.error_type.value
+    headers[HEADER_ERROR_MESSAGE] = failure.message[:1000]
     return headers  # type: ignore[return-value]
 
 
@@ -76,18 +100,22 @@ class Consumer:
     def __init__(
         self,
         queue: AbstractQueue,
-        pipeline: Pipeline,
+        bus: CommandBus,
         publisher: Publisher,
         policy: RetryPolicy,
         *,
         concurrency: int,
+        max_body_bytes: int,
+        command_queue: str,
         dead_letter_queue: str,
         metrics: Metrics,
     ) -> None:
         self._queue = queue
-        self._pipeline = pipeline
+        self._command_queue = command_queue  # the base of the delay queues' names
+        self._bus = bus
         self._publisher = publisher
         self._policy = policy
+        self._max_body_bytes = max_body_bytes
         self._dlq = dead_letter_queue
         self._metrics = metrics
         self._slots = asyncio.Semaphore(concurrency)
@@ -96,7 +124,6 @@ class Consumer:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self.handled = 0
 
     @property
     def in_flight(self) -> int:
@@ -126,8 +153,7 @@ class Consumer:
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         # Everything up to the first await runs in delivery order: claim the turn here.
-        delivery = to_delivery(message)
-        parsed = self._pipeline.parse(delivery)
+        parsed = parse(to_delivery(message), max_body_bytes=self._max_body_bytes)
         key = parsed.ordering_key
         turn = self._sequencer.claim(key)
         self._in_flight += 1
@@ -136,38 +162,14 @@ class Consumer:
         started = time.perf_counter()
         try:
             async with self._sequencer.turn(key, turn), self._slots:
-                decision = await self._pipeline.process(parsed)
+                decision = await decide(self._bus, self._policy, parsed)
                 settled = await self._settle(message, parsed, decision)
             self._observe(parsed, decision, settled, time.perf_counter() - started)
-            log.info(
-                "message.handled",
-                message_id=parsed.message_id,
-                type=parsed.type,
-                correlation_id=_correlation_id(parsed),
-                attempt=decision.attempt,
-                outcome=decision.outcome,
-                action=decision.action.value if settled else "requeued",
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            )
         finally:
-            self.handled += 1
             self._in_flight -= 1
             self._metrics.in_flight.dec()
             if self._in_flight == 0:
                 self._idle.set()
-
-    def _observe(self, parsed: Parsed, decision: Decision, settled: bool, seconds: float) -> None:
-        # Only known types become label values: a hostile sender must not create series.
-        known = parsed.type in COMMAND_TYPES or parsed.type in QUERY_TYPES
-        label = parsed.type if known and parsed.type else "invalid"
-        self._metrics.commands.labels(label, decision.outcome).inc()
-        self._metrics.latency.labels(label).observe(seconds)
-        if not settled:
-            return
-        if decision.action is Action.RETRY:
-            self._metrics.retries.labels(decision.error_type or "unexpected").inc()
-        elif decision.action is Action.DEAD_LETTER:
-            self._metrics.dead_letters.labels(decision.error_type or "unexpected").inc()
 
     async def _settle(
         self, message: AbstractIncomingMessage, parsed: Parsed, decision: Decision
@@ -175,26 +177,25 @@ class Consumer:
         """Carry out the decision and ack; ``False`` if the delivery went back to the queue."""
         delivery = parsed.delivery
         try:
-            if decision.action is Action.RETRY:
-                delay = self._policy.delay_for(decision.attempt)
+            if isinstance(decision, Retry):
                 await self._publisher.to_queue(
-                    retry_queue_name(self._queue.name, delay),
+                    retry_queue_name(decision.delay, self._command_queue),
                     delivery,
-                    failure_headers(delivery, decision),
-                    expiration_ms=self._policy.expiration_ms(delay),
+                    failure_headers(delivery, decision.failure),
+                    expiration_ms=self._policy.expiration_ms(decision.delay),
                 )
-            elif decision.action is Action.DEAD_LETTER:
+            elif isinstance(decision, DeadLetter):
                 await self._publisher.to_queue(
-                    self._dlq, delivery, failure_headers(delivery, decision)
+                    self._dlq, delivery, failure_headers(delivery, decision.failure)
                 )
-                await self._report_dead_letter(parsed, decision)
+                await self._report(parsed, decision.failure)
             await message.ack()
             return True
         except Exception as exc:
             log.warning(
                 "message.settle_failed",
                 message_id=parsed.message_id,
-                action=decision.action.value,
+                action=_action(decision),
                 error=type(exc).__name__,
             )
             await asyncio.sleep(NACK_PAUSE)
@@ -202,25 +203,37 @@ class Consumer:
                 await message.nack(requeue=True)
             return False
 
-    async def _report_dead_letter(self, parsed: Parsed, decision: Decision) -> None:
+    async def _report(self, parsed: Parsed, failure: Failure) -> None:
+        report = dead_lettered(parsed.message_id, parsed.type, parsed.delivery.body, failure)
         try:
-            event = self._pipeline.dead_letter_event(parsed, decision)
-            pending = PendingEvent(
-                0,
-                event.message_id,
-                event.type,
-                event.routing_key,
-                None,
-                event.correlation_id,
-                event.model_dump_json(),
-            )
-            await self._publisher.publish_events([pending])
+            await self._publisher.publish_events([new_event(report)])
         except Exception as exc:  # the DLQ holds the message; the report is best effort
             log.warning("dead_letter.report_failed", error=type(exc).__name__)
 
+    def _observe(self, parsed: Parsed, decision: Decision, settled: bool, seconds: float) -> None:
+        # Only known types become label values: a hostile sender must not create series.
+        known = parsed.type in COMMAND_TYPES or parsed.type in QUERY_TYPES
+        label = parsed.type if known and parsed.type else "invalid"
+        outcome = outcome_of(decision)
+        self._metrics.commands.labels(label, outcome).inc()
+        self._metrics.latency.labels(label).observe(seconds)
+        if settled and isinstance(decision, Retry):
+            self._metrics.retries.labels(outcome).inc()
+        elif settled and isinstance(decision, DeadLetter):
+            self._metrics.dead_letters.labels(outcome).inc()
+        log.info(
+            "message.handled",
+            message_id=parsed.message_id,
+            type=parsed.type,
+            correlation_id=parsed.correlation_id,
+            attempt=decision.attempt,
+            outcome=outcome,
+            action=_action(decision) if settled else "requeued",
+            duration_ms=round(seconds * 1000, 2),
+        )
 
-def _correlation_id(parsed: Parsed) -> str | None:
-    """The envelope's correlation id (where the contract puts it), else the AMQP property's."""
-    if parsed.request is not None and parsed.request.correlation_id is not None:
-        return parsed.request.correlation_id
-    return parsed.delivery.correlation_id
+
+def _action(decision: Decision) -> str:
+    if isinstance(decision, Retry):
+        return "retry"
+    return "dead_letter" if isinstance(decision, DeadLetter) else "ack"

@@ -22,9 +22,9 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from worker.classify import Outcome, classify
 from worker.db.session import SessionFactory
-from worker.messaging.publisher import Publisher
+from worker.errors import TransientError, translate
+from worker.ports import Publisher
 from worker.repositories import OutboxRepository, PendingEvent
 
 log = structlog.get_logger(__name__)
@@ -115,9 +115,9 @@ class OutboxRelay:
                 while await self.sweep() == SWEEP_BATCH:
                     pass
             except Exception as exc:
-                outcome = classify(exc)
-                log_method = log.warning if outcome is Outcome.TRANSIENT else log.error
-                log_method("outbox.sweep_failed", error=type(exc).__name__, outcome=outcome)
+                transient = isinstance(translate(exc), TransientError)
+                log_method = log.warning if transient else log.error
+                log_method("outbox.sweep_failed", error=type(exc).__name__, transient=transient)
                 await asyncio.sleep(self._poll_interval)
 
     async def _mark_forever(self) -> None:

@@ -2,57 +2,56 @@
 
 The publisher owns its own channel (with publisher confirms), separate from the
 consuming channel, so a failed publish can never close the channel deliveries arrive on.
+It implements :class:`worker.ports.Publisher`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractExchange, HeadersType
 
-from worker.repositories import PendingEvent
-
-CONTENT_TYPE = "application/json"
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """An incoming message as the pipeline sees it, free of aio-pika types."""
-
-    body: bytes
-    routing_key: str
-    headers: Mapping[str, object] = field(default_factory=dict)
-    message_id: str | None = None
-    correlation_id: str | None = None
-    reply_to: str | None = None
-    content_type: str | None = None
-    type: str | None = None
-    redelivered: bool = False
+from contracts import CONTENT_TYPE, EventEnvelope
+from worker.messaging.delivery import Delivery
+from worker.repositories import NewEvent
 
 
-class Publisher:
+class AmqpPublisher:
     """Publishes persistent messages and waits for the broker's confirm of each."""
 
     def __init__(self, channel: AbstractChannel, events: AbstractExchange) -> None:
         self._channel = channel
         self._events = events
 
-    async def publish_events(self, events: Sequence[PendingEvent]) -> None:
+    async def publish_events(self, events: Sequence[NewEvent]) -> None:
         """Publish events (and their replies) concurrently; returns once all are confirmed."""
         await asyncio.gather(*(self._publish_event(e) for e in events))
 
-    async def _publish_event(self, event: PendingEvent) -> None:
-        message = _event_message(event)
+    async def _publish_event(self, event: NewEvent) -> None:
+        message = json_message(
+            event.body.encode(),
+            message_id=event.message_id,
+            type_=event.event_type,
+            correlation_id=event.correlation_id,
+        )
         await self._events.publish(message, routing_key=event.routing_key, mandatory=False)
         if event.reply_to:
-            await self.reply(event.reply_to, message)
+            await self._send_reply(event.reply_to, message)
 
-    async def reply(self, reply_to: str, message: Message) -> None:
-        """Send a message straight to a ``reply_to`` queue through the default exchange."""
+    async def reply(self, reply_to: str, message: EventEnvelope) -> None:
+        """Send an outcome straight to a ``reply_to`` queue through the default exchange."""
+        body = json_message(
+            message.model_dump_json().encode(),
+            message_id=message.message_id,
+            type_=message.type,
+            correlation_id=message.correlation_id,
+        )
+        await self._send_reply(reply_to, body)
+
+    async def _send_reply(self, reply_to: str, message: Message) -> None:
         await self._channel.default_exchange.publish(message, routing_key=reply_to, mandatory=False)
 
     async def to_queue(
@@ -101,13 +100,4 @@ def json_message(
         correlation_id=correlation_id,
         timestamp=datetime.now(UTC),
         headers=headers or {},
-    )
-
-
-def _event_message(event: PendingEvent) -> Message:
-    return json_message(
-        event.body.encode(),
-        message_id=event.message_id,
-        type_=event.event_type,
-        correlation_id=event.correlation_id,
     )

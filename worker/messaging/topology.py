@@ -14,23 +14,9 @@ from dataclasses import dataclass
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
-from worker.messaging.retry import JITTER
+from contracts import retry_queue_name
+from worker.messaging.fate import DELIVERY_LIMIT, DLQ_DELIVERY_LIMIT, JITTER
 from worker.settings import Settings
-
-# A crash loop (the process dies on one message) re-delivers the same message; the
-# quorum queue's delivery limit then moves it to the DLQ instead of dropping it
-# (RabbitMQ 4 applies a default limit of 20 and drops without a dead-letter target).
-DELIVERY_LIMIT = 20
-
-
-DLQ_DELIVERY_LIMIT = 1_000_000_000
-"""Effectively none: on RabbitMQ 4.0-4.2 every `worker dlq list` pass counts as a delivery,
-and the default limit of 20 would silently drop dead letters (they have nowhere to go)."""
-
-
-def retry_queue_name(command_queue: str, delay_seconds: int) -> str:
-    """The internal queue that holds a command for ``delay_seconds`` before redelivery."""
-    return f"{command_queue}.retry.{delay_seconds}s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +55,7 @@ async def declare(channel: AbstractChannel, settings: Settings) -> Topology:
     await queue.bind(commands, routing_key="#")
     for delay in sorted(set(settings.retry_delays)):
         await channel.declare_queue(
-            retry_queue_name(settings.command_queue, delay),
+            retry_queue_name(delay, settings.command_queue),
             durable=True,
             arguments={
                 "x-message-ttl": math.ceil(

@@ -1,0 +1,184 @@
+"""The consumer carries out each delivery's fate: ack, delay-queue copy, DLQ copy, or requeue.
+
+Deliveries are fake incoming messages; the bus runs over in-memory units of work with one
+fake handler whose behaviour each test sets; the publisher records (or refuses) copies.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from contracts import CreateCustomer, RoutedEvent, example_message
+from contracts.topology import (
+    HEADER_ATTEMPTS,
+    HEADER_ERROR_MESSAGE,
+    HEADER_ERROR_TYPE,
+    HEADER_ORIGINAL_ROUTING_KEY,
+)
+from tests.fakes import FakeIncomingMessage, FakePublisher, FakeRelay, FakeUnitsOfWork
+from worker.bus import CommandBus
+from worker.handlers import Handlers
+from worker.messaging import consumer as consumer_module
+from worker.messaging.consumer import Consumer
+from worker.messaging.fate import RetryPolicy
+from worker.observability.metrics import Metrics
+from worker.services import CustomerService
+
+pytestmark = pytest.mark.unit
+
+QUEUE = "fca.worker.commands.p03"
+DLQ = "fca.worker.commands.dlq"
+
+
+class FakeQueue:
+    """The queue a consumer reads: only its name matters here."""
+
+    name = QUEUE
+
+
+class World:
+    """A consumer whose only handler does what ``behaviour`` says."""
+
+    def __init__(self) -> None:
+        self.units = FakeUnitsOfWork()
+        self.publisher = FakePublisher()
+        self.behaviour: BaseException | None = None
+        handlers = Handlers()
+        handlers.command(CreateCustomer, CustomerService)(self.handle)
+        bus = CommandBus(handlers, self.units, FakeRelay(self.units.store), self.publisher)
+        self.metrics = Metrics()
+        self.consumer = Consumer(
+            FakeQueue(),  # type: ignore[arg-type]
+            bus,
+            self.publisher,
+            RetryPolicy(5, (1, 5, 30)),
+            concurrency=4,
+            max_body_bytes=4096,
+            command_queue="fca.worker.commands",
+            dead_letter_queue=DLQ,
+            metrics=self.metrics,
+        )
+
+    async def handle(self, command: CreateCustomer, uow: Any) -> list[RoutedEvent]:
+        if self.behaviour is not None:
+            raise self.behaviour
+        return []
+
+    async def deliver(self, message: FakeIncomingMessage) -> FakeIncomingMessage:
+        await self.consumer._on_message(message)  # type: ignore[arg-type]
+        return message
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+@pytest.fixture(autouse=True)
+def no_nack_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(consumer_module, "NACK_PAUSE", 0.0)
+
+
+def a_command(**headers: Any) -> FakeIncomingMessage:
+    body = example_message("CreateCustomer")
+    body["message_id"] = str(uuid.uuid4())
+    return FakeIncomingMessage(json.dumps(body).encode(), headers=dict(headers))
+
+
+async def test_an_applied_command_is_acked_and_nothing_is_copied(world: World) -> None:
+    message = await world.deliver(a_command())
+
+    assert message.settled == ["ack"]
+    assert world.publisher.copies == []
+
+
+async def test_a_transient_failure_is_copied_to_its_delay_queue_then_acked(world: World) -> None:
+    world.behaviour = TimeoutError()
+
+    message = await world.deliver(a_command())
+
+    assert message.settled == ["ack"]
+    [(queue, delivery, headers, expiration_ms)] = world.publisher.copies
+    assert queue == "fca.worker.commands.retry.1s"
+    assert delivery.body == message.body
+    assert headers[HEADER_ATTEMPTS] == 1
+    assert headers[HEADER_ERROR_TYPE] == "transient"
+    assert expiration_ms is not None
+    assert 900 <= expiration_ms <= 1100
+
+
+async def test_the_last_allowed_attempt_goes_to_the_dlq_with_the_contract_headers(
+    world: World,
+) -> None:
+    world.behaviour = TimeoutError()
+
+    message = await world.deliver(a_command(**{HEADER_ATTEMPTS: 4, "x-death": [{"count": 4}]}))
+
+    assert message.settled == ["ack"]
+    [(queue, delivery, headers, expiration_ms)] = world.publisher.copies
+    assert queue == DLQ
+    assert delivery.body == message.body
+    assert expiration_ms is None
+    assert headers[HEADER_ATTEMPTS] == 5
+    assert headers[HEADER_ERROR_TYPE] == "transient"
+    assert headers[HEADER_ERROR_MESSAGE] == "transient: TimeoutError"
+    assert headers[HEADER_ORIGINAL_ROUTING_KEY] == "CreateCustomer"
+    assert "x-death" not in headers
+    [report] = world.publisher.events
+    assert report.event_type == "CommandDeadLettered"
+
+
+async def test_an_invalid_message_is_dead_lettered_at_once(world: World) -> None:
+    message = await world.deliver(FakeIncomingMessage(b"not json at all"))
+
+    assert message.settled == ["ack"]
+    [(queue, _, headers, _)] = world.publisher.copies
+    assert queue == DLQ
+    assert headers[HEADER_ERROR_TYPE] == "invalid_message"
+    assert headers[HEADER_ATTEMPTS] == 1
+
+
+async def test_a_delivery_whose_copy_fails_goes_back_to_the_queue_unacked(world: World) -> None:
+    world.behaviour = TimeoutError()
+    world.publisher.fail_copies = ConnectionResetError(104, "reset")
+
+    message = await world.deliver(a_command())
+
+    assert message.settled == ["nack-requeue"]
+
+
+async def test_a_delivery_whose_ack_fails_is_nacked_for_redelivery(world: World) -> None:
+    message = a_command()
+    message.fail_ack = ConnectionResetError(104, "reset")
+
+    await world.deliver(message)
+
+    assert message.settled == ["nack-requeue"]
+
+
+async def test_a_dead_letter_whose_report_fails_is_still_acked(world: World) -> None:
+    """The DLQ holds the message: losing the ack would copy it there twice."""
+    world.publisher.fail_events = ConnectionResetError(104, "reset")
+
+    message = await world.deliver(FakeIncomingMessage(b"{}"))
+
+    assert message.settled == ["ack"]
+    assert [queue for queue, *_ in world.publisher.copies] == [DLQ]
+
+
+async def test_a_bug_is_retried_a_few_times_and_never_acked_before_its_copy(
+    world: World,
+) -> None:
+    world.behaviour = RuntimeError("bug")
+
+    first = await world.deliver(a_command())
+    last = await world.deliver(a_command(**{HEADER_ATTEMPTS: 2}))
+
+    assert first.settled == last.settled == ["ack"]
+    queues = [queue for queue, *_ in world.publisher.copies]
+    assert queues[0] == "fca.worker.commands.retry.1s"
+    assert queues[1] == DLQ
