@@ -9,7 +9,7 @@ import pytest
 from aio_pika import DeliveryMode
 from click.testing import CliRunner
 
-from worker.dlq.cli import dlq
+from worker.cli.dlq import dlq
 from worker.dlq.model import parse_dead_letter
 from worker.dlq.render import body_text, page, shorten, table
 from worker.dlq.replay import Failure, ReplaySummary, replay_headers, replay_message

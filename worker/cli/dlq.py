@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from worker.cli.common import load_settings
 from worker.dlq.audit import AuditLog
 from worker.dlq.browse import browse, find
-from worker.dlq.model import DlqError, Progress, Selector
+from worker.dlq.model import Progress, Selector
 from worker.dlq.purge import purge as purge_letters
 from worker.dlq.render import page, table
 from worker.dlq.replay import replay as replay_letters
+from worker.errors import DlqError
 
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
@@ -64,8 +66,6 @@ def _progress(label: str) -> Progress | None:
 
 
 def _settings() -> Settings:
-    from worker.cli import load_settings
-
     return load_settings()
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from worker.dlq.model import DlqError
+from worker.errors import DlqError
 from worker.settings import Settings
 
 

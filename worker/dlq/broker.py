@@ -41,7 +41,8 @@ from aio_pika.abc import (
     AbstractQueue,
 )
 
-from worker.dlq.model import DeadLetter, DlqError, Progress, parse_dead_letter
+from worker.dlq.model import DeadLetter, Progress, parse_dead_letter
+from worker.errors import DlqError
 from worker.settings import Settings
 
 CONNECTION_NAME = "fca-worker dlq"

@@ -16,14 +16,9 @@ from contracts.topology import (
     HEADER_REPLAY_COUNT,
 )
 from worker.dlq.headers import BrokerDeath, broker_death, integer, peek, text
-from worker.errors import WorkerError
 
 UNKNOWN_ERROR_TYPE = "unknown"
 """Error type of a message with neither our ``fca-`` record nor the broker's ``x-death``."""
-
-
-class DlqError(WorkerError):
-    """The DLQ tool cannot do what was asked (no such queue, broker unreachable, ...)."""
 
 
 class Progress(Protocol):

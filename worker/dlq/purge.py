@@ -14,7 +14,8 @@ import aiormq.exceptions
 
 from worker.dlq.audit import AuditLog, new_run_id
 from worker.dlq.broker import dlq_pass
-from worker.dlq.model import DlqError, Progress, Selector
+from worker.dlq.model import Progress, Selector
+from worker.errors import DlqError
 from worker.settings import Settings
 
 

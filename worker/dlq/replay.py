@@ -27,7 +27,8 @@ from contracts.topology import HEADER_ATTEMPTS, HEADER_REPLAY_COUNT
 from worker.dlq.audit import AuditLog, new_run_id
 from worker.dlq.broker import DlqPass, Held, dlq_pass
 from worker.dlq.headers import integer, text
-from worker.dlq.model import DeadLetter, DlqError, Progress, Selector
+from worker.dlq.model import DeadLetter, Progress, Selector
+from worker.errors import DlqError
 from worker.settings import Settings
 
 PUBLISH_TIMEOUT = 30.0
