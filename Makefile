@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: install run test test-unit test-integration test-e2e lint migrate bench up down clean
+.PHONY: install run test test-unit test-integration test-e2e lint docs migrate bench up down clean
 
 install: $(VENV)/.installed
 
@@ -34,9 +34,13 @@ test-e2e: install
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check worker contracts tests bench
-	$(BIN)/ruff format --check worker contracts tests bench
+	$(BIN)/ruff check worker contracts tests bench testkit
+	$(BIN)/ruff format --check worker contracts tests bench testkit
+	$(BIN)/python -m contracts.docs --check
 	$(BIN)/mypy --strict worker contracts
+
+docs: install
+	$(PY) -m contracts.docs
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)

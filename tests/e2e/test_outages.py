@@ -1,6 +1,6 @@
 """Surviving outages: the broker restarts, the database restarts, the database stays down.
 
-Only private instances are stopped here (``tests.support.private``): a RabbitMQ node and a
+Only private instances are stopped here (``testkit.private``): a RabbitMQ node and a
 PostgreSQL cluster of this module's own, never the shared services. Each test has its own
 database in the private cluster and its own exchange and queue names on the private node.
 

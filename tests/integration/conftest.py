@@ -74,6 +74,7 @@ async def upgrade_engine(engine: AsyncEngine, revision: str = "head") -> None:
     async with engine.begin() as connection:
         await connection.run_sync(_upgrade)
 
+
 @pytest.fixture(scope="session")
 def migrated_postgres_url(postgres_url: str) -> str:
     """The session's PostgreSQL database, migrated to head once."""
