@@ -13,25 +13,44 @@ when the test fails. ``stop()`` keeps the data, so ``start()`` brings back durab
     database as superuser), ``.port``, ``.init()``, ``.start()``, ``.stop(mode="fast")``,
     ``.kill()`` (SIGKILL, as a crash), ``.restart()``, ``.destroy()``.
     ``postgres_installed()``: whether ``initdb`` and ``pg_ctl`` can be found.
-``private_rabbitmq()`` / ``PrivateRabbitMQ`` (:mod:`testkit.private.rabbitmq`)
-    A node with its own name, ports, cookie and no plugins: ``.url`` (``guest`` on ``/``),
-    ``.port``, ``.start()``, ``.stop()`` (``rabbitmqctl stop``), ``.kill()`` (SIGKILL of its
-    process group), ``.restart()``, ``.destroy()``. ``rabbitmq_installed()``: whether
-    ``rabbitmq-server`` and ``rabbitmqctl`` can be found.
+``private_rabbitmq(plugins=…)`` / ``PrivateRabbitMQ`` (:mod:`testkit.private.rabbitmq`)
+    A node with its own name, ports, cookie and the consistent-hash exchange plugin
+    (``plugins=()``: none): ``.url`` (``guest`` on ``/``), ``.port``, ``.nodename``,
+    ``.start()``, ``.stop()`` (``rabbitmqctl stop``), ``.kill()`` (SIGKILL of its process
+    group), ``.restart()``, ``.destroy()``, ``.ctl(*args)``. ``rabbitmq_installed()``: whether
+    ``rabbitmq-server`` and ``rabbitmqctl`` can be found. ``CONSISTENT_HASH_PLUGIN``,
+    ``DEFAULT_PLUGINS``.
+``private_cluster(size=3)`` / ``PrivateCluster`` / ``ClusterNode`` (:mod:`testkit.private.cluster`)
+    ``size`` such nodes sharing a cookie, clustered with ``join_cluster``: ``.nodes`` (each
+    with ``.name``, ``.amqp_url``, ``.port``, ``.kill()``, ``.stop()``, ``.start()`` that waits
+    for the rejoin), ``.amqp_urls``, ``.failover_url`` (comma-joined), ``.rabbitmqctl(*args,
+    node=None)``, ``.running_nodes()``, ``.queue_leaders(vhost="/")``, ``.wait_healthy()``.
 ``free_port()``, ``accepts_tcp(port, host="127.0.0.1")`` (:mod:`testkit.private.host`)
     A TCP port free right now; whether something accepts connections on one.
 """
 
+from testkit.private.cluster import ClusterNode, PrivateCluster, private_cluster
 from testkit.private.host import accepts_tcp, free_port
 from testkit.private.postgres import PrivatePostgres, postgres_installed, private_postgres
-from testkit.private.rabbitmq import PrivateRabbitMQ, private_rabbitmq, rabbitmq_installed
+from testkit.private.rabbitmq import (
+    CONSISTENT_HASH_PLUGIN,
+    DEFAULT_PLUGINS,
+    PrivateRabbitMQ,
+    private_rabbitmq,
+    rabbitmq_installed,
+)
 
 __all__ = [
+    "CONSISTENT_HASH_PLUGIN",
+    "DEFAULT_PLUGINS",
+    "ClusterNode",
+    "PrivateCluster",
     "PrivatePostgres",
     "PrivateRabbitMQ",
     "accepts_tcp",
     "free_port",
     "postgres_installed",
+    "private_cluster",
     "private_postgres",
     "private_rabbitmq",
     "rabbitmq_installed",
