@@ -115,6 +115,42 @@ def test_broker_gets_its_own_vhost_and_user(compose: dict[str, Any]) -> None:
     assert env["RABBITMQ_DEFAULT_USER"] != "guest"
 
 
+def _mounted_file(service: dict[str, Any], target: str) -> Path | None:
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            source, dest = volume.get("source"), volume.get("target")
+        else:
+            source, _, rest = str(volume).partition(":")
+            dest = rest.split(":")[0]
+        if dest == target and source:
+            return (ROOT / source).resolve()
+    return None
+
+
+def _enabled_plugins(service: dict[str, Any]) -> set[str]:
+    """Plugins the broker boots with: ``RABBITMQ_ENABLED_PLUGINS`` (which replaces the plugins
+    file), else a file mounted at /etc/rabbitmq/enabled_plugins, plus ``rabbitmq-plugins
+    enable`` in its command."""
+    plugins: set[str] = set()
+    env = _environment(service).get("RABBITMQ_ENABLED_PLUGINS")
+    plugins_file = _mounted_file(service, "/etc/rabbitmq/enabled_plugins")
+    if env is not None:
+        plugins |= {name.strip() for name in env.split(",") if name.strip()}
+    elif plugins_file is not None:
+        plugins |= set(re.findall(r"[a-z0-9_]+", plugins_file.read_text()))
+    command = " ".join(_command(service))
+    for match in re.finditer(r"rabbitmq-plugins\s+enable\s+((?:--offline\s+)?[\w\s]+)", command):
+        plugins |= set(match.group(1).split()) - {"--offline"}
+    return plugins
+
+
+def test_broker_enables_the_consistent_hash_exchange(compose: dict[str, Any]) -> None:
+    plugins = _enabled_plugins(_service(compose, "rabbitmq"))
+
+    assert "rabbitmq_consistent_hash_exchange" in plugins, f"enabled plugins: {sorted(plugins)}"
+    assert "rabbitmq_management" in plugins, "the management port is published: keep its plugin"
+
+
 def test_worker_runs_and_migrate_upgrades_the_schema(compose: dict[str, Any]) -> None:
     assert _command(_service(compose, "worker")) == ["run"]
     assert _command(_service(compose, "migrate")) == ["db", "upgrade"]
