@@ -14,7 +14,7 @@ The worker's settings take their defaults from here (each name is also a setting
           ▼
        worker ──► fca.events (topic exchange), routing key per event type
           │  └──► reply_to queue (default exchange): the outcome or the query answer
-          ├─────► fca.worker.commands.retry.<N>s (quorum delay queue) ──after N s──►
+          ├─────► fca.worker.commands.delay.<N>s (quorum delay queue) ──after N s──►
           │           back to fca.worker.commands.partitions (dead-lettered at least once)
           └─────► fca.worker.commands.dlq (quorum): commands that could not be processed
 
@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_PARTITIONS",
     "DEFAULT_REPLY_TO_PATTERN",
+    "DELAY_QUEUE_PREFIX",
     "EVENTS_EXCHANGE",
     "EXCHANGE_TYPE",
     "HEADER_ATTEMPTS",
@@ -52,7 +53,9 @@ __all__ = [
     "PARTITIONS_EXCHANGE",
     "PARTITIONS_EXCHANGE_TYPE",
     "RETRY_QUEUE_PREFIX",
+    "delay_queue_name",
     "partition_queue_name",
+    "partitions_exchange_name",
     "retry_queue_name",
 ]
 
@@ -62,7 +65,7 @@ COMMAND_QUEUE: Final = "fca.worker.commands"
 """The worker's input; since contract v2 the prefix of its partition and delay queues."""
 COMMAND_QUEUE_BINDING_KEY: Final = "#"
 """The worker's input receives every command type."""
-PARTITIONS_EXCHANGE: Final = "fca.worker.commands.partitions"
+PARTITIONS_EXCHANGE: Final = f"{COMMAND_QUEUE}.partitions"
 """Internal consistent-hash exchange, bound to the commands exchange, feeding the partitions."""
 PARTITIONS_EXCHANGE_TYPE: Final = "x-consistent-hash"
 """Kind of the partitions exchange (RabbitMQ's bundled consistent-hash exchange plugin)."""
@@ -73,7 +76,9 @@ EVENTS_EXCHANGE: Final = "fca.events"
 DEAD_LETTER_QUEUE: Final = "fca.worker.commands.dlq"
 """Durable quorum queue of commands that could not be processed."""
 RETRY_QUEUE_PREFIX: Final = f"{COMMAND_QUEUE}.retry."
-"""Prefix of the internal delay queues of the default command queue."""
+"""Prefix of contract v1's classic delay queues (a v2 worker drains them into the partitions)."""
+DELAY_QUEUE_PREFIX: Final = f"{COMMAND_QUEUE}.delay."
+"""Prefix of the internal quorum delay queues of the default command queue (since v2)."""
 EXCHANGE_TYPE: Final = "topic"
 """Kind of the commands and events exchanges."""
 DEFAULT_REPLY_TO_PATTERN: Final = r"^(amq\.rabbitmq\.reply-to|amq\.gen-|fca\.reply\.)"
@@ -106,11 +111,27 @@ HEADER_REPLAY_COUNT: Final = "fca-replay-count"
 """How many times the command was replayed from the dead-letter queue."""
 
 
+def delay_queue_name(delay_seconds: int, command_queue: str = COMMAND_QUEUE) -> str:
+    """The quorum delay queue for a retry after ``delay_seconds``, e.g. ``...delay.30s``."""
+    if not _whole(delay_seconds) or delay_seconds < 1:
+        raise ValueError("delay_seconds must be a positive integer")
+    return f"{command_queue}.delay.{delay_seconds}s"
+
+
 def retry_queue_name(delay_seconds: int, command_queue: str = COMMAND_QUEUE) -> str:
-    """The delay queue for a retry after ``delay_seconds``, e.g. ``...retry.30s``."""
+    """Contract v1's classic delay queue for ``delay_seconds``, e.g. ``...retry.30s``.
+
+    A v1 worker dead-lettered these back to its single input queue; a v2 worker only drains
+    them (their names cannot become quorum queues in place).
+    """
     if not _whole(delay_seconds) or delay_seconds < 1:
         raise ValueError("delay_seconds must be a positive integer")
     return f"{command_queue}.retry.{delay_seconds}s"
+
+
+def partitions_exchange_name(command_queue: str = COMMAND_QUEUE) -> str:
+    """The consistent-hash exchange feeding the partitions of ``command_queue``."""
+    return f"{command_queue}.partitions"
 
 
 def partition_queue_name(index: int, command_queue: str = COMMAND_QUEUE) -> str:
