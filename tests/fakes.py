@@ -4,7 +4,8 @@
 kept only if it committed (so a test sees exactly what a rolled-back transaction would
 leave behind: nothing). ``FakeUnitsOfWork`` opens them and remembers every one it opened.
 ``FakeRelay`` and ``FakePublisher`` record what they were asked to publish and can be told
-to fail. ``FakeIncomingMessage`` records how a delivery was settled.
+to fail. ``FakeIncomingMessage`` records how a delivery was settled; ``FakePartition`` is where it
+came from.
 """
 
 from __future__ import annotations
@@ -184,3 +185,21 @@ class FakeIncomingMessage:
     async def nack(self, requeue: bool = True) -> None:
         """Record a nack."""
         self.settled.append("nack-requeue" if requeue else "nack")
+
+
+@dataclass
+class FakePartition:
+    """The partition a fake delivery arrived on; counts what is in flight."""
+
+    index: int = 3
+    in_flight: int = 0
+    peak: int = 0
+
+    def delivery_started(self) -> None:
+        """One more delivery in flight."""
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+
+    def delivery_settled(self) -> None:
+        """One fewer."""
+        self.in_flight -= 1

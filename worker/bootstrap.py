@@ -1,16 +1,18 @@
-"""The composition root: builds the engine, broker connection, relay, bus and consumer.
+"""The composition root: builds the engine, broker connections, relay, bus, consumer, partitions.
 
-Nothing connects at import time; :class:`Worker` wires everything on :meth:`Worker.start`.
+Nothing connects at import time; :class:`Worker` wires everything on :meth:`Worker.start`
+and takes it apart on :meth:`Worker.stop`, which finishes even when the database or the
+broker is down (every step is bounded and its failure logged).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+from collections.abc import Awaitable
 
-import aio_pika
 import structlog
-from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,9 +21,12 @@ from worker.bus import CommandBus
 from worker.db.session import SessionFactory, create_engine, create_session_factory
 from worker.errors import StartupError
 from worker.handlers import HANDLERS
+from worker.messaging.connection import BrokerConnection
 from worker.messaging.consumer import Consumer
 from worker.messaging.fate import RetryPolicy
+from worker.messaging.migration import migrate_v1
 from worker.messaging.outbox import OutboxRelay
+from worker.messaging.partitions import PartitionManager
 from worker.messaging.publisher import AmqpPublisher
 from worker.messaging.topology import declare
 from worker.observability.health import HealthServer
@@ -31,57 +36,47 @@ from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
 
+MIGRATION_INTERVAL = 30.0
+"""Seconds between looks for contract v1 queues still holding commands."""
+
 
 class Worker:
-    """One worker process: consume commands, apply them, relay their events."""
+    """One worker process: its share of the partitions, applied, and their events relayed."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine: AsyncEngine | None = None
         self.session_factory: SessionFactory | None = None
-        self.connection: AbstractRobustConnection | None = None
+        self.consuming: BrokerConnection | None = None
+        self.publishing: BrokerConnection | None = None
         self.relay: OutboxRelay | None = None
         self.consumer: Consumer | None = None
+        self.partitions: PartitionManager | None = None
         self.metrics = Metrics()
         self.health: HealthServer | None = None
+        self._migrating: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Connect to the database and broker, declare the topology, start consuming."""
+        """Connect to the database and broker, declare the topology, join the partitions."""
         s = self.settings
-        database_url, amqp_url = s.database_url.get_secret_value(), s.amqp_url.get_secret_value()
-        self.engine = create_engine(database_url, pool_size=s.db_pool_size)
-        try:  # fail fast, with one clear line, on a bad URL, password or host
-            async with self.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception as exc:
-            raise startup_error("the database", database_url, exc) from None
-        self.session_factory = create_session_factory(self.engine)
-        try:
-            self.connection = await aio_pika.connect_robust(
-                amqp_url, client_properties={"connection_name": "fca-worker"}, fail_fast=True
-            )
-        except Exception as exc:
-            raise startup_error("the broker", amqp_url, exc) from None
-        publish_channel = await self.connection.channel(
-            publisher_confirms=True, on_return_raises=True
-        )
-        consume_channel = await self.connection.channel()
-        await consume_channel.set_qos(prefetch_count=s.prefetch)
-        topology = await declare(consume_channel, s)
-        events = await publish_channel.declare_exchange(
-            s.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        publisher = AmqpPublisher(publish_channel, events)
+        await self._start_health()
+        self.session_factory = await self._open_database()
+        self.consuming = await _open_broker(s, "fca-worker consume")
+        self.publishing = await _open_broker(s, "fca-worker publish")
+        channel = await self.consuming.connection.channel()
+        await declare(channel, s)
+        await channel.close()
+        publisher = AmqpPublisher(self.publishing, s.events_exchange, timeout=s.publish_timeout)
         self.relay = OutboxRelay(
             self.session_factory,
             publisher,
+            owned=self._owned,
             poll_interval=s.outbox_poll_interval,
             grace=s.outbox_grace_seconds,
             on_published=self.metrics.events_published.inc,
         )
         bus = CommandBus(HANDLERS, self._unit_of_work, self.relay, publisher)
         self.consumer = Consumer(
-            topology.command_queue,
             bus,
             publisher,
             RetryPolicy(s.max_attempts, s.retry_delays),
@@ -90,29 +85,82 @@ class Worker:
             command_queue=s.command_queue,
             dead_letter_queue=s.dead_letter_queue,
             metrics=self.metrics,
+            in_place_retries=s.in_place_retries,
+            in_place_backoff=s.in_place_backoff,
+        )
+        await migrate_v1(self.consuming.connection, s)
+        self.partitions = PartitionManager(
+            self.session_factory,
+            self.consuming,
+            self.consumer.handle,
+            command_queue=s.command_queue,
+            partitions=s.partitions,
+            prefetch=s.prefetch,
+            interval=s.membership_interval,
+            liveness=s.membership_liveness,
+            drain_timeout=s.shutdown_timeout,
+            publish_backlog=self.relay.drain_partition,
+            metrics=self.metrics,
         )
         self.relay.start()
-        await self.consumer.start()
-        if s.metrics_port:
-            self.health = HealthServer(
-                self.metrics,
-                {"broker": self._broker_ready, "database": self._database_ready},
-                refresh=self._refresh_gauges,
-            )
-            await self.health.start(s.metrics_host, s.metrics_port)
+        await self.partitions.start()
+        self._migrating = asyncio.create_task(self._migrate_forever(), name="migrate-v1")
         log.info(
-            "worker.started", queue=s.command_queue, prefetch=s.prefetch, concurrency=s.concurrency
+            "worker.started",
+            member=self.partitions.member_id,
+            partitions=sorted(self.partitions.owned),
+            prefetch=s.prefetch,
+            concurrency=s.concurrency,
         )
+
+    def _owned(self) -> frozenset[int]:
+        return self.partitions.active() if self.partitions is not None else frozenset()
 
     def _unit_of_work(self, kind: type[UnitOfWorkT]) -> UnitOfWorkT:
         # Every service is a unit of work over the same session factory.
         return kind(self.session_factory)  # type: ignore[call-arg]
 
+    async def _open_database(self) -> SessionFactory:
+        url = self.settings.database_url.get_secret_value()
+        self.engine = create_engine(url, pool_size=self.settings.db_pool_size)
+        try:  # fail fast, with one clear line, on a bad URL, password or host
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            raise startup_error("the database", safe_url(url), exc) from None
+        return create_session_factory(self.engine)
+
+    async def _start_health(self) -> None:
+        s = self.settings
+        if not s.metrics_port:
+            return
+        self.health = HealthServer(
+            self.metrics,
+            {"broker": self._broker_ready, "database": self._database_ready},
+            refresh=self._refresh_gauges,
+        )
+        try:
+            await self.health.start(s.metrics_host, s.metrics_port)
+        except OSError as exc:
+            self.health = None
+            if exc.errno != errno.EADDRINUSE:
+                raise StartupError(f"cannot listen on port {s.metrics_port}: {exc}") from None
+            raise StartupError(
+                f"port {s.metrics_port} (metrics and health) is already in use, perhaps by "
+                "another worker: set WORKER_METRICS_PORT to a free port, or 0 to turn it off"
+            ) from None
+
+    async def _migrate_forever(self) -> None:
+        while True:
+            await asyncio.sleep(MIGRATION_INTERVAL)
+            with contextlib.suppress(Exception):
+                assert self.consuming is not None
+                await migrate_v1(self.consuming.connection, self.settings)
+
     async def _broker_ready(self) -> bool:
-        connection, consumer = self.connection, self.consumer
-        # A robust connection is not "closed" while it reconnects: ask whether it is up.
-        up = bool(connection and connection.connected.is_set() and not connection.reconnecting)
-        ready = up and bool(consumer and consumer.consuming)
+        up = all(c is not None and c.up.is_set() for c in (self.consuming, self.publishing))
+        fresh = self.partitions is not None and self.partitions.heartbeat_fresh
+        ready = up and fresh
         self.metrics.consumer_connected.set(1 if ready else 0)
         return ready
 
@@ -130,23 +178,43 @@ class Worker:
             self.metrics.outbox_oldest_age.set(age)
 
     async def stop(self) -> None:
-        """Stop consuming, finish in-flight work, flush the outbox, close connections."""
-        if self.consumer is not None:
-            finished = await self.consumer.stop(self.settings.shutdown_timeout)
-            if not finished:
-                log.warning("worker.shutdown_timeout", in_flight=self.consumer.in_flight)
+        """Hand the partitions over (drained), flush the outbox's confirms, close everything.
+
+        Each step is bounded and may fail (the database or broker may be down at SIGTERM);
+        the next one runs regardless.
+        """
+        timeout = self.settings.shutdown_timeout
+        if self._migrating is not None:
+            self._migrating.cancel()
+        if self.partitions is not None:
+            await _step("partitions", self.partitions.stop(), timeout * 2)
         if self.relay is not None:
-            await self.relay.stop()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.relay.drain(), self.settings.shutdown_timeout)
-        if self.connection is not None:
-            with contextlib.suppress(Exception):
-                await self.connection.close()
+            await _step("relay", self.relay.stop(), timeout)
+        for broker in (self.consuming, self.publishing):
+            if broker is not None:
+                await _step("broker", broker.close(), timeout)
         if self.health is not None:
-            await self.health.stop()
+            await _step("health", self.health.stop(), timeout)
         if self.engine is not None:
-            await self.engine.dispose()
+            await _step("database", self.engine.dispose(), timeout)
         log.info("worker.stopped")
+
+
+async def _step(name: str, work: Awaitable[None], timeout: float) -> None:
+    try:
+        await asyncio.wait_for(work, timeout)
+    except Exception as exc:
+        log.warning("worker.stop_step_failed", step=name, error=type(exc).__name__)
+
+
+async def _open_broker(settings: Settings, name: str) -> BrokerConnection:
+    broker = BrokerConnection(settings.amqp_urls, name=name)
+    try:
+        await broker.open()
+    except Exception as exc:
+        urls = ", ".join(safe_url(u) for u in settings.amqp_urls)
+        raise startup_error("the broker", urls, exc) from None
+    return broker
 
 
 def safe_url(url: str) -> str:
@@ -157,8 +225,8 @@ def safe_url(url: str) -> str:
         return "<unparseable URL>"
 
 
-def startup_error(service: str, url: str, exc: BaseException) -> StartupError:
-    """A :class:`StartupError` that says which service, where, and what kind of failure."""
+def startup_error(service: str, where: str, exc: BaseException) -> StartupError:
+    """A :class:`StartupError` that says which service, where (masked), and what failed."""
     text = f"{type(exc).__name__} {exc}".lower()
     if any(word in text for word in ("password", "authentication", "access_refused", "login")):
         what = "rejected the credentials"
@@ -166,4 +234,4 @@ def startup_error(service: str, url: str, exc: BaseException) -> StartupError:
         what = "has no such database or virtual host"
     else:
         what = "is unreachable"
-    return StartupError(f"{service} at {safe_url(url)} {what} ({type(exc).__name__})")
+    return StartupError(f"{service} at {where} {what} ({type(exc).__name__})")

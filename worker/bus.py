@@ -41,6 +41,8 @@ class Origin:
     """What the outcome of a request needs to know about where it came from."""
 
     reply_to: str | None = None
+    partition: int | None = None
+    """The partition queue it arrived on: its events are published by that partition's owner."""
 
 
 class CommandBus:
@@ -74,14 +76,14 @@ class CommandBus:
                     return "duplicate"
                 events = await handler.handle(command, uow)
                 _check_declared(command, events)
-                pending = await stage(uow, events, origin.reply_to)
+                pending = await stage(uow, events, origin)
                 await uow.commit()
         except DomainError as exc:  # the change rolled back; commit the answer instead
             rejection = rejected(command, exc)
             async with self._uow(handler.service) as uow:
                 if not await uow.inbox.claim(command.message_id, command.type, "rejected"):
                     return "duplicate"
-                pending = await stage(uow, [rejection], origin.reply_to)
+                pending = await stage(uow, [rejection], origin)
                 await uow.commit()
             await self._relay.publish_committed(pending)
             return "rejected"
@@ -154,7 +156,9 @@ def dead_lettered(
     )
 
 
-def new_event(event: RoutedEvent, *, reply_to: str | None = None) -> NewEvent:
+def new_event(
+    event: RoutedEvent, *, reply_to: str | None = None, partition: int | None = None
+) -> NewEvent:
     """The outbox row of ``event``; with ``reply_to`` it also answers that queue."""
     return NewEvent(
         message_id=event.message_id,
@@ -163,15 +167,19 @@ def new_event(event: RoutedEvent, *, reply_to: str | None = None) -> NewEvent:
         body=event.model_dump_json(),
         correlation_id=event.correlation_id,
         reply_to=reply_to,
+        partition=partition,
     )
 
 
 async def stage(
-    uow: UnitOfWork, events: Sequence[RoutedEvent], reply_to: str | None
+    uow: UnitOfWork, events: Sequence[RoutedEvent], origin: Origin
 ) -> list[PendingEvent]:
     """Write the outbox rows into the unit of work's open transaction.
 
     The first event answers ``reply_to`` (the contract: "the first result event").
     """
-    rows = [new_event(e, reply_to=reply_to if i == 0 else None) for i, e in enumerate(events)]
+    rows = [
+        new_event(e, reply_to=origin.reply_to if i == 0 else None, partition=origin.partition)
+        for i, e in enumerate(events)
+    ]
     return await uow.outbox.add_many(rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts import topology
@@ -22,13 +22,33 @@ class Settings(BaseSettings):
 
     amqp_url: SecretStr = Field(
         SecretStr("amqp://guest:guest@localhost:5672/"),
-        description="RabbitMQ URL; amqps:// for TLS.",
+        description="RabbitMQ URL; amqps:// for TLS; several comma-separated (one cluster).",
     )
     database_url: SecretStr = Field(
         SecretStr(f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}"),
         description="SQLAlchemy async URL; PostgreSQL via postgresql+asyncpg://.",
     )
-    prefetch: int = Field(64, ge=1, le=65535, description="AMQP prefetch count.")
+    prefetch: int = Field(
+        16, ge=1, le=65535, description="AMQP prefetch per partition (keep it at most 32)."
+    )
+    partitions: int = Field(
+        topology.DEFAULT_PARTITIONS, ge=1, le=999, description="Partition queues of the input."
+    )
+    membership_interval: float = Field(
+        2.0, gt=0, le=60, description="Seconds between heartbeats and re-balancing."
+    )
+    membership_liveness: float = Field(
+        10.0, gt=0, le=600, description="A replica silent this long is gone (its partitions free)."
+    )
+    in_place_retries: int = Field(
+        3, ge=0, le=20, description="Quick retries of a transient failure before a delay queue."
+    )
+    in_place_backoff: float = Field(
+        0.1, ge=0, le=10, description="First in-place back-off in seconds (doubles, capped at 2 s)."
+    )
+    publish_timeout: float = Field(
+        10.0, gt=0, le=300, description="Seconds to wait for a publish to be confirmed."
+    )
     concurrency: int = Field(16, ge=1, le=1024, description="Commands handled at once.")
     max_attempts: int = Field(5, ge=1, le=100, description="Attempts before dead-lettering.")
     retry_delays: Annotated[tuple[int, ...], NoDecode] = Field(
@@ -59,6 +79,19 @@ class Settings(BaseSettings):
     command_queue: str = topology.COMMAND_QUEUE
     events_exchange: str = topology.EVENTS_EXCHANGE
     dead_letter_queue: str = topology.DEAD_LETTER_QUEUE
+
+    @property
+    def amqp_urls(self) -> list[str]:
+        """The broker URLs, in the order they are tried."""
+        return [u.strip() for u in self.amqp_url.get_secret_value().split(",") if u.strip()]
+
+    @field_validator("membership_liveness")
+    @classmethod
+    def _liveness_spans_heartbeats(cls, value: float, info: ValidationInfo) -> float:
+        interval = info.data.get("membership_interval", 2.0)
+        if value < 3 * interval:
+            raise ValueError("must be at least three membership intervals")
+        return value
 
     @field_validator("retry_delays", mode="before")
     @classmethod

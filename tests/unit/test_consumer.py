@@ -6,20 +6,28 @@ fake handler whose behaviour each test sets; the publisher records (or refuses) 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
 
 import pytest
 
-from contracts import CreateCustomer, RoutedEvent, example_message
+from contracts import CreateCustomer, RoutedEvent, example_message, ordering_key, parse_message
 from contracts.topology import (
     HEADER_ATTEMPTS,
     HEADER_ERROR_MESSAGE,
     HEADER_ERROR_TYPE,
+    HEADER_ORDERING_KEY,
     HEADER_ORIGINAL_ROUTING_KEY,
 )
-from tests.fakes import FakeIncomingMessage, FakePublisher, FakeRelay, FakeUnitsOfWork
+from tests.fakes import (
+    FakeIncomingMessage,
+    FakePartition,
+    FakePublisher,
+    FakeRelay,
+    FakeUnitsOfWork,
+)
 from worker.bus import CommandBus
 from worker.handlers import Handlers
 from worker.messaging import consumer as consumer_module
@@ -30,14 +38,7 @@ from worker.services import CustomerService
 
 pytestmark = pytest.mark.unit
 
-QUEUE = "fca.worker.commands.p03"
 DLQ = "fca.worker.commands.dlq"
-
-
-class FakeQueue:
-    """The queue a consumer reads: only its name matters here."""
-
-    name = QUEUE
 
 
 class World:
@@ -51,8 +52,8 @@ class World:
         handlers.command(CreateCustomer, CustomerService)(self.handle)
         bus = CommandBus(handlers, self.units, FakeRelay(self.units.store), self.publisher)
         self.metrics = Metrics()
+        self.partition = FakePartition()
         self.consumer = Consumer(
-            FakeQueue(),  # type: ignore[arg-type]
             bus,
             self.publisher,
             RetryPolicy(5, (1, 5, 30)),
@@ -69,7 +70,8 @@ class World:
         return []
 
     async def deliver(self, message: FakeIncomingMessage) -> FakeIncomingMessage:
-        await self.consumer._on_message(message)  # type: ignore[arg-type]
+        await self.consumer.handle(message, self.partition)  # type: ignore[arg-type]
+        assert self.partition.in_flight == 0
         return message
 
 
@@ -103,7 +105,7 @@ async def test_a_transient_failure_is_copied_to_its_delay_queue_then_acked(world
 
     assert message.settled == ["ack"]
     [(queue, delivery, headers, expiration_ms)] = world.publisher.copies
-    assert queue == "fca.worker.commands.retry.1s"
+    assert queue == "fca.worker.commands.delay.1s"
     assert delivery.body == message.body
     assert headers[HEADER_ATTEMPTS] == 1
     assert headers[HEADER_ERROR_TYPE] == "transient"
@@ -180,5 +182,143 @@ async def test_a_bug_is_retried_a_few_times_and_never_acked_before_its_copy(
 
     assert first.settled == last.settled == ["ack"]
     queues = [queue for queue, *_ in world.publisher.copies]
-    assert queues[0] == "fca.worker.commands.retry.1s"
+    assert queues[0] == "fca.worker.commands.delay.1s"
     assert queues[1] == DLQ
+
+
+# --- in-place retries, key turns and key metrics ------------------------------------------
+
+
+def sample(world: World, name: str) -> float:
+    return world.metrics.registry.get_sample_value(name) or 0.0
+
+
+class Flaky:
+    """Fails with a transient error ``times`` times, then succeeds."""
+
+    def __init__(self, times: int) -> None:
+        self.left = times
+        self.calls = 0
+
+    async def __call__(self, command: CreateCustomer, uow: Any) -> list[RoutedEvent]:
+        self.calls += 1
+        if self.left > 0:
+            self.left -= 1
+            raise TimeoutError()
+        return []
+
+
+def in_place(world: World, retries: int, handler: Any) -> None:
+    world.consumer._in_place = retries
+    world.consumer._backoff = 0.001
+    handlers = Handlers()
+    handlers.command(CreateCustomer, CustomerService)(handler)
+    world.consumer._bus = CommandBus(
+        handlers, world.units, FakeRelay(world.units.store), world.publisher
+    )
+
+
+async def test_a_short_transient_fault_is_retried_in_place_and_never_leaves(world: World) -> None:
+    flaky = Flaky(times=2)
+    in_place(world, 3, flaky)
+
+    message = await world.deliver(a_command())
+
+    assert message.settled == ["ack"]
+    assert flaky.calls == 3
+    assert world.publisher.copies == []
+    assert sample(world, "fca_in_place_retries_total") == 2
+
+
+async def test_a_longer_fault_goes_to_the_delay_queue_after_the_in_place_retries(
+    world: World,
+) -> None:
+    flaky = Flaky(times=10)
+    in_place(world, 2, flaky)
+
+    message = await world.deliver(a_command())
+
+    assert message.settled == ["ack"]
+    assert flaky.calls == 3
+    [(queue, _, headers, _)] = world.publisher.copies
+    assert queue == "fca.worker.commands.delay.1s"
+    assert headers[HEADER_ATTEMPTS] == 1  # attempts count deliveries, not in-place tries
+
+
+async def test_later_commands_of_a_key_wait_for_its_in_place_retries_others_do_not(
+    world: World,
+) -> None:
+    """Same email, same key (CreateCustomer is keyed by its email)."""
+    seen: list[str] = []
+
+    async def handler(command: CreateCustomer, uow: Any) -> list[RoutedEvent]:
+        seen.append(command.payload.full_name)
+        if command.payload.full_name == "first" and seen.count("first") < 3:
+            await asyncio.sleep(0.01)
+            raise TimeoutError()
+        return []
+
+    in_place(world, 3, handler)
+    first = a_command_named("first", email="same@example.com")
+    second = a_command_named("second", email="same@example.com")
+    other = a_command_named("other", email="other@example.com")
+
+    await asyncio.gather(
+        *(world.consumer.handle(m, world.partition) for m in (first, second, other))
+    )  # type: ignore[arg-type]
+
+    assert seen.count("first") == 3
+    assert seen.index("other") < seen.index("second")
+    assert seen[-1] == "second"
+    assert first.settled == second.settled == other.settled == ["ack"]
+    assert world.partition.in_flight == 0
+
+
+def a_command_named(full_name: str, *, email: str) -> FakeIncomingMessage:
+    body = example_message("CreateCustomer")
+    body["message_id"] = str(uuid.uuid4())
+    body["payload"].update(full_name=full_name, email=email)
+    return FakeIncomingMessage(json.dumps(body).encode())
+
+
+async def test_a_delivery_without_the_ordering_key_header_is_counted(world: World) -> None:
+    await world.deliver(a_command())
+
+    assert sample(world, "fca_unkeyed_commands_total") == 1
+    assert sample(world, "fca_ordering_key_mismatches_total") == 0
+
+
+async def test_a_header_that_disagrees_with_the_payload_is_counted_and_still_processed(
+    world: World,
+) -> None:
+    message = await world.deliver(a_command(**{HEADER_ORDERING_KEY: "customer_id:CUST-9"}))
+
+    assert message.settled == ["ack"]
+    assert sample(world, "fca_ordering_key_mismatches_total") == 1
+    assert sample(world, "fca_unkeyed_commands_total") == 0
+
+
+async def test_a_header_that_agrees_is_not_counted(world: World) -> None:
+    body = example_message("CreateCustomer")
+    body["message_id"] = str(uuid.uuid4())
+    key = ordering_key(parse_message(json.dumps(body).encode()))
+    message = FakeIncomingMessage(json.dumps(body).encode(), headers={HEADER_ORDERING_KEY: key})
+
+    await world.deliver(message)
+
+    assert sample(world, "fca_ordering_key_mismatches_total") == 0
+
+
+async def test_a_command_applied_while_its_keys_retry_waits_in_a_delay_queue_is_counted(
+    world: World,
+) -> None:
+    world.behaviour = TimeoutError()
+    await world.deliver(a_command())
+    world.behaviour = None
+
+    await world.deliver(a_command())  # the same email: the same key, fresh
+    assert sample(world, "fca_retry_overtaken_total") == 1
+
+    await world.deliver(a_command(**{HEADER_ATTEMPTS: 1}))  # the retry comes back
+    await world.deliver(a_command())
+    assert sample(world, "fca_retry_overtaken_total") == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import uuid
@@ -11,6 +12,7 @@ from typing import Any
 import aio_pika
 import click
 
+from contracts import HEADER_ORDERING_KEY, InvalidMessage, ordering_key, parse_message
 from worker.cli.common import load_settings
 from worker.settings import Settings
 
@@ -65,15 +67,20 @@ async def send_message(
     settings: Settings, body: dict[str, Any], *, reply: bool, timeout: float
 ) -> dict[str, Any] | None:
     """Publish ``body`` to the commands exchange; with ``reply`` return the first answer."""
-    connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+    connection = await aio_pika.connect(settings.amqp_urls[0])
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         exchange = await channel.get_exchange(settings.commands_exchange, ensure=True)
         reply_queue = (
             await channel.declare_queue(exclusive=True, auto_delete=True) if reply else None
         )
+        encoded = json.dumps(body).encode()
+        headers: dict[str, Any] = {}
+        with contextlib.suppress(InvalidMessage):  # the worker will dead-letter it, keyless
+            headers[HEADER_ORDERING_KEY] = ordering_key(parse_message(encoded))
         message = aio_pika.Message(
-            json.dumps(body).encode(),
+            encoded,
+            headers=headers,
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=body["message_id"],

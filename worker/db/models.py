@@ -216,6 +216,30 @@ class OutboxEvent(Base):
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    partition: Mapped[int | None] = mapped_column(Integer)
+    """The partition queue of the command that caused it: only its owner publishes it."""
+
+
+class WorkerMember(Base):
+    """A running worker replica; live while its heartbeat is recent (database time)."""
+
+    __tablename__ = "worker_members"
+
+    member_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = _created()
+    heartbeat_at: Mapped[datetime] = _created()
+
+
+class PartitionOwner(Base):
+    """Which replica consumes a partition queue (none while it is being handed over)."""
+
+    __tablename__ = "partition_owners"
+
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    since: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class IdCounter(Base):

@@ -1,10 +1,17 @@
 """The consumer: parse → bus → decide → settle. The one place where deliveries are acked.
 
-Each delivery is parsed (:mod:`worker.messaging.delivery`), takes its turn behind earlier
-deliveries with the same ordering key, goes through the command bus (:mod:`worker.bus`)
-under the concurrency limit, and its fate (:mod:`worker.messaging.fate`) is carried out
-here: ack; or copy it to a delay queue, then ack; or copy it to the DLQ, report it, then
-ack. If carrying out the decision fails, the delivery goes back to the queue, never lost.
+Each delivery, whichever partition it came from, is parsed
+(:mod:`worker.messaging.delivery`), takes its turn behind earlier deliveries with the same
+ordering key, goes through the command bus (:mod:`worker.bus`) under the concurrency limit,
+and its fate (:mod:`worker.messaging.fate`) is carried out here: ack; or copy it to a delay
+queue, then ack; or copy it to the DLQ, report it, then ack. If carrying out the decision
+fails, the delivery goes back to the queue, never lost.
+
+A transient failure is first retried in place, a few times with a short back-off, while the
+delivery keeps its key's turn (later commands of that key wait, other keys flow; the
+concurrency slot is given back while it waits). Only then does it go to a delay queue, and
+while it waits there later commands of its key may overtake it: that is counted
+(``fca_retry_overtaken_total``) as far as this replica can see.
 """
 
 from __future__ import annotations
@@ -12,12 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from datetime import UTC, datetime
+from typing import Protocol
 
 import structlog
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, HeadersType
+from aio_pika.abc import AbstractIncomingMessage, HeadersType
+from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential
 
-from contracts import COMMAND_TYPES, QUERY_TYPES, retry_queue_name
+from contracts import COMMAND_TYPES, QUERY_TYPES
 from contracts.fields import ErrorType
 from contracts.topology import (
     HEADER_ATTEMPTS,
@@ -25,7 +35,9 @@ from contracts.topology import (
     HEADER_ERROR_TYPE,
     HEADER_FIRST_FAILED_AT,
     HEADER_LAST_FAILED_AT,
+    HEADER_ORDERING_KEY,
     HEADER_ORIGINAL_ROUTING_KEY,
+    delay_queue_name,
 )
 from worker.bus import CommandBus, Origin, dead_lettered, new_event
 from worker.messaging.delivery import Delivery, Parsed, parse
@@ -47,6 +59,8 @@ log = structlog.get_logger(__name__)
 
 NACK_PAUSE = 1.0
 """Seconds to wait before returning a delivery we could not settle (avoids a hot loop)."""
+IN_PLACE_MAX_WAIT = 2.0
+"""The longest pause between two in-place retries of a transient failure."""
 
 
 def to_delivery(message: AbstractIncomingMessage) -> Delivery:
@@ -70,7 +84,7 @@ async def decide(bus: CommandBus, policy: RetryPolicy, parsed: Parsed) -> Decisi
     if parsed.request is None:
         return policy.invalid(parsed.invalid or "invalid message", attempt)
     try:
-        origin = Origin(reply_to=parsed.delivery.reply_to)
+        origin = Origin(reply_to=parsed.delivery.reply_to, partition=parsed.partition)
         return Ack(await bus.handle(parsed.request, origin), attempt)
     except Exception as exc:
         decision = policy.after_failure(exc, attempt)
@@ -94,12 +108,28 @@ def failure_headers(delivery: Delivery, failure: Failure) -> HeadersType:
     return headers  # type: ignore[return-value]
 
 
+class Partition(Protocol):
+    """The partition a delivery arrived on, as the consumer needs it."""
+
+    @property
+    def index(self) -> int:
+        """The partition's number."""
+        ...
+
+    def delivery_started(self) -> None:
+        """A delivery of this partition is now in flight."""
+        ...
+
+    def delivery_settled(self) -> None:
+        """A delivery of this partition was settled (acked, or returned to the queue)."""
+        ...
+
+
 class Consumer:
-    """Consumes the command queue with bounded concurrency and per-key ordering."""
+    """Handles deliveries of every partition: bounded concurrency, per-key order, their fate."""
 
     def __init__(
         self,
-        queue: AbstractQueue,
         bus: CommandBus,
         publisher: Publisher,
         policy: RetryPolicy,
@@ -109,67 +139,86 @@ class Consumer:
         command_queue: str,
         dead_letter_queue: str,
         metrics: Metrics,
+        in_place_retries: int = 0,
+        in_place_backoff: float = 0.1,
     ) -> None:
-        self._queue = queue
-        self._command_queue = command_queue  # the base of the delay queues' names
         self._bus = bus
         self._publisher = publisher
         self._policy = policy
         self._max_body_bytes = max_body_bytes
+        self._command_queue = command_queue  # the base of the delay queues' names
         self._dlq = dead_letter_queue
         self._metrics = metrics
+        self._in_place = in_place_retries
+        self._backoff = in_place_backoff
         self._slots = asyncio.Semaphore(concurrency)
         self._sequencer = KeyedSequencer()
-        self._tag: str | None = None
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._waiting_retries: Counter[str] = Counter()
+        self.in_flight = 0
 
-    @property
-    def in_flight(self) -> int:
-        """Deliveries received and not yet settled."""
-        return self._in_flight
-
-    @property
-    def consuming(self) -> bool:
-        """Whether the consumer is registered with the broker."""
-        return self._tag is not None
-
-    async def start(self) -> None:
-        """Register with the broker (a robust channel re-registers after reconnecting)."""
-        self._tag = await self._queue.consume(self._on_message, no_ack=False)
-
-    async def stop(self, timeout: float) -> bool:
-        """Stop taking deliveries and wait for in-flight ones; ``False`` if time ran out."""
-        if self._tag is not None:
-            with contextlib.suppress(Exception):
-                await self._queue.cancel(self._tag)
-            self._tag = None
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
-
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    async def handle(self, message: AbstractIncomingMessage, partition: Partition) -> None:
+        """Parse, wait for the key's turn, decide, settle. Never raises."""
         # Everything up to the first await runs in delivery order: claim the turn here.
-        parsed = parse(to_delivery(message), max_body_bytes=self._max_body_bytes)
+        parsed = parse(
+            to_delivery(message), max_body_bytes=self._max_body_bytes, partition=partition.index
+        )
         key = parsed.ordering_key
         turn = self._sequencer.claim(key)
-        self._in_flight += 1
+        partition.delivery_started()
+        self.in_flight += 1
         self._metrics.in_flight.inc()
-        self._idle.clear()
         started = time.perf_counter()
         try:
-            async with self._sequencer.turn(key, turn), self._slots:
-                decision = await decide(self._bus, self._policy, parsed)
-                settled = await self._settle(message, parsed, decision)
+            self._check_key(parsed)
+            async with self._sequencer.turn(key, turn):
+                decision = await self._attempt(parsed)
+                async with self._slots:
+                    settled = await self._settle(message, parsed, decision)
+            self._count_overtaking(parsed, decision, settled)
             self._observe(parsed, decision, settled, time.perf_counter() - started)
         finally:
-            self._in_flight -= 1
+            self.in_flight -= 1
             self._metrics.in_flight.dec()
-            if self._in_flight == 0:
-                self._idle.set()
+            partition.delivery_settled()
+
+    async def _attempt(self, parsed: Parsed) -> Decision:
+        """Decide, retrying a transient failure in place (holding the key, not a slot)."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._in_place + 1),
+            wait=wait_exponential(multiplier=self._backoff, max=IN_PLACE_MAX_WAIT),
+            retry=retry_if_result(_transient_retry),
+            retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
+            before_sleep=lambda _: self._metrics.in_place_retries.inc(),
+        )
+        decision: Decision = await retrying(self._decide_in_a_slot, parsed)
+        return decision
+
+    async def _decide_in_a_slot(self, parsed: Parsed) -> Decision:
+        async with self._slots:
+            return await decide(self._bus, self._policy, parsed)
+
+    def _check_key(self, parsed: Parsed) -> None:
+        """Count deliveries without the ordering-key header, or with one that disagrees."""
+        header = parsed.delivery.headers.get(HEADER_ORDERING_KEY)
+        if header is None:
+            self._metrics.unkeyed.inc()
+        elif parsed.request is not None and not _agrees(str(header), parsed):
+            self._metrics.key_mismatches.inc()
+            log.warning("message.ordering_key_mismatch", message_id=parsed.message_id)
+
+    def _count_overtaking(self, parsed: Parsed, decision: Decision, settled: bool) -> None:
+        """Count commands applied while an earlier one of their key waits in a delay queue."""
+        key = parsed.ordering_key
+        if key is None:
+            return
+        if attempts_so_far(parsed.delivery.headers) > 0 and self._waiting_retries[key] > 0:
+            self._waiting_retries[key] -= 1  # a retry came back
+        elif isinstance(decision, Ack) and self._waiting_retries[key] > 0:
+            self._metrics.overtaken.inc()
+        if settled and isinstance(decision, Retry):
+            self._waiting_retries[key] += 1
+        if self._waiting_retries[key] <= 0:
+            del self._waiting_retries[key]
 
     async def _settle(
         self, message: AbstractIncomingMessage, parsed: Parsed, decision: Decision
@@ -179,7 +228,7 @@ class Consumer:
         try:
             if isinstance(decision, Retry):
                 await self._publisher.to_queue(
-                    retry_queue_name(decision.delay, self._command_queue),
+                    delay_queue_name(decision.delay, self._command_queue),
                     delivery,
                     failure_headers(delivery, decision.failure),
                     expiration_ms=self._policy.expiration_ms(decision.delay),
@@ -231,6 +280,16 @@ class Consumer:
             action=_action(decision) if settled else "requeued",
             duration_ms=round(seconds * 1000, 2),
         )
+
+
+def _transient_retry(decision: Decision) -> bool:
+    return isinstance(decision, Retry) and decision.failure.error_type is ErrorType.TRANSIENT
+
+
+def _agrees(header: str, parsed: Parsed) -> bool:
+    key = parsed.ordering_key
+    # A publisher may key a keyless message by its bare id; both spellings agree.
+    return header == key or (key == f"message_id:{parsed.message_id}" and header == key[11:])
 
 
 def _action(decision: Decision) -> str:

@@ -49,6 +49,7 @@ class Parsed:
     invalid: str | None = None
     message_id: str | None = None
     type: str | None = None
+    partition: int | None = None
 
     @property
     def ordering_key(self) -> str | None:
@@ -78,20 +79,21 @@ def _valid(adapter: TypeAdapter[str], value: str | None) -> str | None:
         return None
 
 
-def parse(delivery: Delivery, *, max_body_bytes: int) -> Parsed:
+def parse(delivery: Delivery, *, max_body_bytes: int, partition: int | None = None) -> Parsed:
     """Size check, then strict parsing; never raises."""
     size = len(delivery.body)
     if size > max_body_bytes:
         reason = f"body of {size} bytes exceeds the {max_body_bytes}-byte limit"
         message_id = _valid(_MESSAGE_ID, delivery.message_id)
-        return Parsed(delivery, None, reason, message_id, _valid(_TYPE_NAME, delivery.type))
+        message_type = _valid(_TYPE_NAME, delivery.type)
+        return Parsed(delivery, None, reason, message_id, message_type, partition)
     try:
         request = parse_message(delivery.body)
     except InvalidMessage as exc:
         message_id = exc.message_id or _valid(_MESSAGE_ID, delivery.message_id)
         message_type = exc.type or _valid(_TYPE_NAME, delivery.type)
-        return Parsed(delivery, None, str(exc), message_id, message_type)
+        return Parsed(delivery, None, str(exc), message_id, message_type, partition)
     if isinstance(request, QueryEnvelope) and not delivery.reply_to:
         reason = "a query must carry the AMQP reply_to property"
-        return Parsed(delivery, None, reason, request.message_id, request.type)
-    return Parsed(delivery, request, None, request.message_id, request.type)
+        return Parsed(delivery, None, reason, request.message_id, request.type, partition)
+    return Parsed(delivery, request, None, request.message_id, request.type, partition)

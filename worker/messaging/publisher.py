@@ -1,8 +1,11 @@
 """Everything the worker sends: events, replies, retries and dead letters, all confirmed.
 
-The publisher owns its own channel (with publisher confirms), separate from the
-consuming channel, so a failed publish can never close the channel deliveries arrive on.
-It implements :class:`worker.ports.Publisher`.
+The publisher has a connection of its own, apart from the one deliveries arrive on (as
+RabbitMQ advises: under a memory or disk alarm the broker stops reading publishing
+connections, and acks on a shared one would stall too), and its own confirmed channel,
+made again after a reconnect. Every publish waits at most ``timeout`` seconds for its
+confirm; a publish that times out raises ``TimeoutError`` (transient). It implements
+:class:`worker.ports.Publisher`.
 """
 
 from __future__ import annotations
@@ -11,35 +14,62 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from aio_pika import DeliveryMode, Message
+from aio_pika import DeliveryMode, ExchangeType, Message
 from aio_pika.abc import AbstractChannel, AbstractExchange, HeadersType
 
 from contracts import CONTENT_TYPE, EventEnvelope
+from worker.messaging.connection import BrokerConnection
 from worker.messaging.delivery import Delivery
 from worker.repositories import NewEvent
 
 
 class AmqpPublisher:
-    """Publishes persistent messages and waits for the broker's confirm of each."""
+    """Publishes persistent messages and waits (a bounded time) for the broker's confirms."""
 
-    def __init__(self, channel: AbstractChannel, events: AbstractExchange) -> None:
-        self._channel = channel
-        self._events = events
+    def __init__(self, broker: BrokerConnection, events_exchange: str, *, timeout: float) -> None:
+        self._broker = broker
+        self._events_name = events_exchange
+        self._timeout = timeout
+        self._channel: AbstractChannel | None = None
+        self._events: AbstractExchange | None = None
+        self._opening = asyncio.Lock()
+
+    async def _open(self) -> tuple[AbstractChannel, AbstractExchange]:
+        async with self._opening:
+            if self._channel is None or self._channel.is_closed or self._events is None:
+                channel = await self._broker.connection.channel(
+                    publisher_confirms=True, on_return_raises=True
+                )
+                self._events = await channel.declare_exchange(
+                    self._events_name, ExchangeType.TOPIC, durable=True
+                )
+                self._channel = channel
+            return self._channel, self._events
 
     async def publish_events(self, events: Sequence[NewEvent]) -> None:
-        """Publish events (and their replies) concurrently; returns once all are confirmed."""
-        await asyncio.gather(*(self._publish_event(e) for e in events))
+        """Publish events (and their replies) in order; returns once all are confirmed.
 
-    async def _publish_event(self, event: NewEvent) -> None:
+        The frames go out in order on one channel (so one key's events reach each queue in
+        order); the confirms are awaited together.
+        """
+        channel, exchange = await self._open()
+        async with asyncio.timeout(self._timeout):
+            await asyncio.gather(*(self._publish_event(channel, exchange, e) for e in events))
+
+    async def _publish_event(
+        self, channel: AbstractChannel, exchange: AbstractExchange, event: NewEvent
+    ) -> None:
         message = json_message(
             event.body.encode(),
             message_id=event.message_id,
             type_=event.event_type,
             correlation_id=event.correlation_id,
         )
-        await self._events.publish(message, routing_key=event.routing_key, mandatory=False)
+        await exchange.publish(message, routing_key=event.routing_key, mandatory=False)
         if event.reply_to:
-            await self._send_reply(event.reply_to, message)
+            await channel.default_exchange.publish(
+                message, routing_key=event.reply_to, mandatory=False
+            )
 
     async def reply(self, reply_to: str, message: EventEnvelope) -> None:
         """Send an outcome straight to a ``reply_to`` queue through the default exchange."""
@@ -49,10 +79,9 @@ class AmqpPublisher:
             type_=message.type,
             correlation_id=message.correlation_id,
         )
-        await self._send_reply(reply_to, body)
-
-    async def _send_reply(self, reply_to: str, message: Message) -> None:
-        await self._channel.default_exchange.publish(message, routing_key=reply_to, mandatory=False)
+        channel, _ = await self._open()
+        async with asyncio.timeout(self._timeout):
+            await channel.default_exchange.publish(body, routing_key=reply_to, mandatory=False)
 
     async def to_queue(
         self,
@@ -79,7 +108,9 @@ class AmqpPublisher:
             timestamp=datetime.now(UTC),
             expiration=expiration_ms / 1000 if expiration_ms is not None else None,
         )
-        await self._channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
+        channel, _ = await self._open()
+        async with asyncio.timeout(self._timeout):
+            await channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
 
 
 def json_message(

@@ -56,6 +56,36 @@ class Metrics:
             registry=r,
         )
 
+        self.unkeyed = Counter(
+            "fca_unkeyed_commands",
+            "Deliveries without the fca-ordering-key header (they share one partition).",
+            registry=r,
+        )
+        self.key_mismatches = Counter(
+            "fca_ordering_key_mismatches",
+            "Deliveries whose fca-ordering-key header disagrees with their payload.",
+            registry=r,
+        )
+        self.overtaken = Counter(
+            "fca_retry_overtaken",
+            "Commands applied while an earlier command of their key waited in a delay queue.",
+            registry=r,
+        )
+        self.in_place_retries = Counter(
+            "fca_in_place_retries",
+            "Transient failures retried in place (holding their key) before a delay queue.",
+            registry=r,
+        )
+        self.partitions_owned = Gauge(
+            "fca_partitions_owned", "Partition queues this replica consumes.", registry=r
+        )
+        self.rebalances = Counter(
+            "fca_partition_handovers",
+            "Partitions taken over or given up by this replica, by direction.",
+            ["direction"],
+            registry=r,
+        )
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Table, any_, bindparam, func, insert, select, true, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,6 +50,7 @@ class NewEvent:
     body: str
     correlation_id: str | None = None
     reply_to: str | None = None
+    partition: int | None = None
 
     def committed(self, id_: int) -> PendingEvent:
         """The same event as the outbox row ``id_`` that holds it."""
@@ -50,6 +62,7 @@ class NewEvent:
             body=self.body,
             correlation_id=self.correlation_id,
             reply_to=self.reply_to,
+            partition=self.partition,
         )
 
 
@@ -79,6 +92,7 @@ class OutboxRepository:
                 "reply_to": e.reply_to,
                 "correlation_id": e.correlation_id,
                 "body": e.body,
+                "partition": e.partition,
             }
             for e in events
         ]
@@ -87,21 +101,29 @@ class OutboxRepository:
         return [e.committed(int(i)) for e, i in zip(events, ids, strict=True)]
 
     async def claim_unsent(
-        self, *, limit: int = 100, created_before: datetime | None = None
+        self,
+        *,
+        limit: int = 100,
+        created_before: datetime | None = None,
+        partitions: Collection[int] | None = None,
+        unpartitioned: bool = True,
     ) -> list[PendingEvent]:
         """The oldest unsent events, locked so that other workers skip them.
 
-        ``FOR UPDATE SKIP LOCKED`` lets several relays run at once on PostgreSQL without
-        publishing the same rows twice; SQLite ignores it and serialises instead.
+        ``partitions`` limits them to those partitions' events (and, with ``unpartitioned``,
+        to events of no partition): only a partition's owner publishes its events, so one
+        key's events are never published by two relays at once. ``FOR UPDATE SKIP LOCKED``
+        keeps concurrent relays apart on PostgreSQL; SQLite ignores it and serialises.
         """
-        stmt = (
-            select(OutboxEvent)
-            .where(OutboxEvent.published_at.is_(None))
-            .where(OutboxEvent.created_at <= created_before if created_before else true())
-            .order_by(OutboxEvent.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        stmt = select(OutboxEvent).where(OutboxEvent.published_at.is_(None))
+        if created_before is not None:
+            stmt = stmt.where(OutboxEvent.created_at <= created_before)
+        if partitions is not None:
+            mine: ColumnElement[bool] = OutboxEvent.partition.in_(sorted(partitions))
+            if unpartitioned:
+                mine = or_(mine, OutboxEvent.partition.is_(None))
+            stmt = stmt.where(mine)
+        stmt = stmt.order_by(OutboxEvent.id).limit(limit).with_for_update(skip_locked=True)
         rows = (await self.session.scalars(stmt)).all()
         return [
             PendingEvent(
@@ -112,6 +134,7 @@ class OutboxRepository:
                 body=r.body,
                 correlation_id=r.correlation_id,
                 reply_to=r.reply_to,
+                partition=r.partition,
                 created_at=r.created_at,
             )
             for r in rows

@@ -1,0 +1,100 @@
+"""Moving from contract v1's single input queue to the partitions, without losing a command.
+
+A v1 deployment has one quorum input queue (``WORKER_COMMAND_QUEUE``) bound to the commands
+exchange, and classic delay queues ``<queue>.retry.<N>s`` that dead-letter back to it. A v2
+worker, at start-up and then every ``interval`` seconds while they exist:
+
+1. unbinds the v1 queue from the commands exchange (new commands reach the partitions only);
+2. moves every message of the v1 delay queues, then of the v1 queue, into the partitions
+   exchange: body and properties unchanged, the ``fca-ordering-key`` header added from the
+   payload when the publisher set none; each message is acked only after its copy was
+   confirmed (a move killed half-way leaves a duplicate at worst, which the inbox ignores);
+3. deletes each of them once it is empty and unused.
+
+Commands published while the switch happens may reach the partitions before older ones of
+the same key still in the v1 queue: stop publishers for the upgrade where that matters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import aiormq.exceptions
+import structlog
+from aio_pika import Message
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+
+from contracts import InvalidMessage, ordering_key, parse_message
+from contracts.topology import (
+    COMMAND_QUEUE_BINDING_KEY,
+    HEADER_ORDERING_KEY,
+    partitions_exchange_name,
+    retry_queue_name,
+)
+from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def v1_queues(settings: Settings) -> list[str]:
+    """The v1 queues to empty, delay queues first (they dead-letter into the input)."""
+    delays = [
+        retry_queue_name(d, settings.command_queue) for d in sorted(set(settings.retry_delays))
+    ]
+    return [*delays, settings.command_queue]
+
+
+async def migrate_v1(connection: AbstractConnection, settings: Settings) -> int:
+    """Move what the v1 queues hold into the partitions; returns how many messages moved."""
+    moved = 0
+    for name in v1_queues(settings):
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        try:
+            moved += await _empty(channel, name, settings)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            pass  # no such queue: nothing to migrate
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
+    if moved:
+        log.info("migration.moved_v1_messages", messages=moved)
+    return moved
+
+
+async def _empty(channel: AbstractChannel, name: str, settings: Settings) -> int:
+    queue = await channel.declare_queue(name, passive=True)
+    if name == settings.command_queue:
+        with contextlib.suppress(Exception):
+            await queue.unbind(settings.commands_exchange, COMMAND_QUEUE_BINDING_KEY)
+    target = await channel.get_exchange(partitions_exchange_name(settings.command_queue))
+    moved = 0
+    while (message := await queue.get(no_ack=False, fail=False)) is not None:
+        await target.publish(_copy(message), routing_key=message.routing_key or "", mandatory=True)
+        await message.ack()
+        moved += 1
+    with contextlib.suppress(Exception):
+        await queue.delete(if_unused=True, if_empty=True)
+    return moved
+
+
+def _copy(message: AbstractIncomingMessage) -> Message:
+    headers = dict(message.headers or {})
+    if HEADER_ORDERING_KEY not in headers:
+        with contextlib.suppress(InvalidMessage):
+            headers[HEADER_ORDERING_KEY] = ordering_key(parse_message(message.body))
+    return Message(
+        message.body,
+        headers=headers,
+        content_type=message.content_type,
+        content_encoding=message.content_encoding,
+        delivery_mode=message.delivery_mode,
+        priority=message.priority,
+        correlation_id=message.correlation_id,
+        reply_to=message.reply_to,
+        expiration=None,
+        message_id=message.message_id,
+        timestamp=message.timestamp,
+        type=message.type,
+        user_id=message.user_id,
+        app_id=message.app_id,
+    )
