@@ -34,6 +34,7 @@ from typing import Any
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
+from contracts import HEADER_ORDERING_KEY, InvalidMessage, ordering_key, parse_message
 from testkit.config import Topology
 from testkit.factories import DEFAULT_TIMEOUT, new_id
 from testkit.messages import CONTENT_TYPE, PERSISTENT, ReceivedMessage, SentMessage
@@ -136,13 +137,17 @@ class AmqpClient(QueueTools):
         routing_key: str | None = None,
         envelope: Mapping[str, Any] | None = None,
         mandatory: bool = True,
+        keyed: bool = True,
     ) -> SentMessage:
         """Publish one command or query to the commands exchange and wait for the confirm.
 
         The body is ``{"message_id", "type", "correlation_id"?, "payload", **envelope}`` unless
         ``raw_body`` is given (then it is sent as is). ``properties`` overrides any AMQP
         property (``pika.BasicProperties`` keyword arguments). With ``mandatory`` an unroutable
-        message raises ``pika.exceptions.UnroutableError`` instead of vanishing.
+        message raises ``pika.exceptions.UnroutableError`` instead of vanishing. Like a v2
+        publisher it sets the ``fca-ordering-key`` header (``contracts.ordering_key``) when
+        the body is a valid message and ``headers`` has none; ``keyed=False`` sends none,
+        like a publisher that sets only what the contract requires.
         """
         message_id = message_id or new_id()
         if raw_body is None:
@@ -165,8 +170,12 @@ class AmqpClient(QueueTools):
             props["correlation_id"] = correlation_id
         if reply_to is not None:
             props["reply_to"] = reply_to
-        if headers is not None:
-            props["headers"] = dict(headers)
+        all_headers = dict(headers or {})
+        if keyed and HEADER_ORDERING_KEY not in all_headers:
+            with contextlib.suppress(InvalidMessage):
+                all_headers[HEADER_ORDERING_KEY] = ordering_key(parse_message(body))
+        if all_headers:
+            props["headers"] = all_headers
         props.update(properties or {})
         basic = pika.BasicProperties(**props)
         key = routing_key if routing_key is not None else type

@@ -1,8 +1,10 @@
 """What a worker process is started with: its RabbitMQ names and its ``WORKER_*`` settings.
 
-``Topology(commands_exchange, command_queue, events_exchange, dead_letter_queue)``
+``Topology(commands_exchange, command_queue, events_exchange, dead_letter_queue, partitions)``
     RabbitMQ names (defaults = the contract's). ``Topology.unique(tag)`` gives fresh names;
-    ``.env()`` the ``WORKER_*`` settings; ``.retry_queue(seconds)``; ``.queues(retry_delays)``.
+    ``.env()`` the ``WORKER_*`` settings; ``.partition_queues()`` (the worker's input queues,
+    ``<command_queue>.p00`` …), ``.delay_queue(seconds)`` (v2 quorum delay queues),
+    ``.retry_queue(seconds)`` (contract v1's classic ones); ``.queues(retry_delays)``.
 ``WorkerEnv(amqp_url, database_url, topology=Topology(), overrides={})``
     Everything a worker is started with. ``.environ()`` → the process environment
     (``WORKER_LOG_FORMAT=json``, ``WORKER_METRICS_PORT=0`` unless overridden);
@@ -29,9 +31,10 @@ class Topology:
     command_queue: str = "fca.worker.commands"
     events_exchange: str = "fca.events"
     dead_letter_queue: str = "fca.worker.commands.dlq"
+    partitions: int = 16
 
     @classmethod
-    def unique(cls, tag: str | None = None) -> Topology:
+    def unique(cls, tag: str | None = None, *, partitions: int = 16) -> Topology:
         """Fresh names nobody else uses: ``e2e.<tag>.commands``, ``e2e.<tag>.worker.commands``…"""
         tag = tag or unique_token()
         return cls(
@@ -39,6 +42,7 @@ class Topology:
             command_queue=f"e2e.{tag}.worker.commands",
             events_exchange=f"e2e.{tag}.events",
             dead_letter_queue=f"e2e.{tag}.worker.commands.dlq",
+            partitions=partitions,
         )
 
     def env(self) -> dict[str, str]:
@@ -48,18 +52,32 @@ class Topology:
             "WORKER_COMMAND_QUEUE": self.command_queue,
             "WORKER_EVENTS_EXCHANGE": self.events_exchange,
             "WORKER_DEAD_LETTER_QUEUE": self.dead_letter_queue,
+            "WORKER_PARTITIONS": str(self.partitions),
         }
 
+    def partition_queues(self) -> list[str]:
+        """The worker's input queues, one per partition."""
+        return [f"{self.command_queue}.p{i:02d}" for i in range(self.partitions)]
+
+    @property
+    def partitions_exchange(self) -> str:
+        """The consistent-hash exchange that feeds the partitions."""
+        return f"{self.command_queue}.partitions"
+
+    def delay_queue(self, delay_seconds: int) -> str:
+        """The worker's quorum delay queue for ``delay_seconds``."""
+        return f"{self.command_queue}.delay.{delay_seconds}s"
+
     def retry_queue(self, delay_seconds: int) -> str:
-        """The worker's internal delay queue for ``delay_seconds``."""
+        """Contract v1's classic delay queue for ``delay_seconds`` (a v2 worker drains it)."""
         return f"{self.command_queue}.retry.{delay_seconds}s"
 
     def queues(self, retry_delays: Iterable[int] = (1, 5, 30)) -> list[str]:
         """Every queue a worker with these names declares (given its retry delays)."""
         return [
-            self.command_queue,
+            *self.partition_queues(),
             self.dead_letter_queue,
-            *(self.retry_queue(d) for d in retry_delays),
+            *(self.delay_queue(d) for d in retry_delays),
         ]
 
 

@@ -151,13 +151,13 @@ class Harness:
 
     def assert_acked(self, sent: SentMessage, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         """The worker settled ``sent`` (ack, or ack after a retry/DLQ republish) without a
-        settle failure (which would nack it), and the command queue holds nothing ready."""
+        settle failure (which would nack it), and the partition queues hold nothing ready."""
         record = self.wait_handled(sent, timeout=timeout)
         assert record.get("action") in {"ack", "retry", "dead_letter"}, record
         assert self.worker is not None
         failed = self.worker.find_logs("message.settle_failed", message_id=sent.message_id)
         assert not failed, failed
-        self.client.wait_queue_empty(self.topology.command_queue, timeout=timeout)
+        self.client.wait_inputs_empty(timeout=timeout)
 
     # database
 

@@ -7,6 +7,8 @@ it); every operation runs on a throw-away channel, since a failed passive declar
 ``.wait_queue_empty(name, timeout)``, ``.purge(name) -> int``
     Ready messages and consumers of a queue (unacknowledged ones are not counted); whether
     it exists; waiting until it holds nothing ready; dropping what it holds.
+``.input_counts() -> (ready, consumers)``, ``.wait_inputs_empty(timeout)``
+    The same, summed over the worker's partition queues (its input).
 ``.dead_letters(queue=None, ack=True) -> list[ReceivedMessage]``
     Empties the DLQ into a list, or with ``ack=False`` peeks and requeues.
 ``.wait_dead_letter(predicate, timeout, queue=None, ack=True) -> ReceivedMessage``
@@ -72,6 +74,19 @@ class QueueTools:
             lambda: self.queue_counts(name)[0] == 0,
             timeout=timeout,
             message=lambda: f"{name} still holds {self.queue_counts(name)[0]} messages",
+        )
+
+    def input_counts(self) -> tuple[int, int]:
+        """``(ready messages, consumers)`` summed over the worker's partition queues."""
+        counts = [self.queue_counts(name) for name in self.topology.partition_queues()]
+        return sum(r for r, _ in counts), sum(c for _, c in counts)
+
+    def wait_inputs_empty(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Wait until no partition queue holds a ready message."""
+        wait_until(
+            lambda: self.input_counts()[0] == 0,
+            timeout=timeout,
+            message=lambda: f"the partitions still hold {self.input_counts()[0]} messages",
         )
 
     def purge(self, name: str) -> int:
@@ -147,7 +162,12 @@ class QueueTools:
         for queue in topology.queues(retry_delays):
             with contextlib.suppress(Exception):
                 self._with_scratch_channel(functools.partial(_delete_queue, name=queue))
-        for exchange in (topology.commands_exchange, topology.events_exchange):
+        exchanges = (
+            topology.partitions_exchange,
+            topology.commands_exchange,
+            topology.events_exchange,
+        )
+        for exchange in exchanges:
             with contextlib.suppress(Exception):
                 self._with_scratch_channel(functools.partial(_delete_exchange, name=exchange))
 

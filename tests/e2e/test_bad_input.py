@@ -241,7 +241,7 @@ def test_bad_input_is_dead_lettered_at_once_and_the_worker_carries_on(
     assert_failure_headers(dead, case, pii)
     assert_dead_letter_event(h, case, message_id, body, pii)
     assert not h.fetchval("SELECT count(*) FROM inbox_messages WHERE message_id = $1", message_id)
-    h.client.wait_queue_empty(h.topology.command_queue)
+    h.client.wait_inputs_empty()
     assert h.worker.is_running, h.worker.log_tail()
     h.expect_event(
         "CreateCustomer",

@@ -95,7 +95,7 @@ def test_a_selected_replay_killed_half_way_applies_each_command_once(
         try:
             # Progress = replayed commands, applied or still queued for the worker.
             def replayed() -> int:
-                return applied() + client.queue_counts(env.topology.command_queue)[0]
+                return applied() + client.input_counts()[0]
 
             wait_until(lambda: replayed() >= 10, timeout=60, message="replay never started")
         finally:
@@ -115,7 +115,7 @@ def test_a_selected_replay_killed_half_way_applies_each_command_once(
         assert again.returncode == 0, again.stdout + again.stderr
 
         wait_until(lambda: applied() == SELECTED, timeout=60, message="not all replays applied")
-        client.wait_queue_empty(env.topology.command_queue, timeout=30)
+        client.wait_inputs_empty(timeout=30)
         query = "SELECT array_agg(message_id) FROM inbox_messages"
         inbox = set(db_fetchval(env.database_url, query))
         assert inbox == set(chosen)

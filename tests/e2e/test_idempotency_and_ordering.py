@@ -68,7 +68,7 @@ def test_the_same_message_delivered_three_times_takes_effect_once(harness: Harne
     assert {r["action"] for r in records} == {"ack"}
     rows = harness.fetch("SELECT customer_id FROM customers WHERE email = $1", email)
     assert [r["customer_id"] for r in rows] == [event.payload["customer_id"]]
-    harness.client.wait_queue_empty(harness.topology.command_queue)
+    harness.client.wait_inputs_empty()
 
 
 @pytest.mark.parametrize("outcome", ["applied", "rejected"])

@@ -134,12 +134,28 @@ def settings(amqp_url: str, unique_name: Callable[[str], str]) -> Settings:
     )
 
 
+def sink(settings: Settings) -> str:
+    """A queue bound to the commands exchange with ``#``: it sees every replayed message.
+
+    (The worker's own input, the partitions, is fed through a consistent-hash exchange and
+    is not the subject here: the tool's promise is what reaches the commands exchange.)
+    """
+    return f"{settings.command_queue}.sink"
+
+
+async def bind_sink(channel: AbstractChannel, settings: Settings) -> None:
+    """Declare the sink queue and bind it to the commands exchange."""
+    queue = await channel.declare_queue(sink(settings), durable=True)
+    await queue.bind(settings.commands_exchange, routing_key="#")
+
+
 @pytest.fixture
 async def channel(settings: Settings) -> AsyncIterator[AbstractChannel]:
     """A channel on which the worker's topology has been declared."""
     connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
     channel = await connection.channel()
     await declare(channel, settings)
+    await bind_sink(channel, settings)
     yield channel
     await connection.close()
 
@@ -211,7 +227,7 @@ async def test_replays_exactly_the_selected_messages(
     summary = await replay(settings, Selector.of(message_ids=ids), audit=audit)
 
     assert (summary.replayed, summary.failed, summary.skipped) == (ids, [], 400)
-    arrived = await drain(channel, settings.command_queue)
+    arrived = await drain(channel, sink(settings))
     assert Counter(m.message_id for m in arrived) == Counter(ids)
     by_id = {x.message_id: x for x in chosen}
     for message in arrived:
@@ -247,7 +263,7 @@ async def test_replays_by_type_up_to_the_limit(
     summary = await replay(settings, Selector.of(type="UpsertFaq"), audit=audit, limit=10)
 
     assert summary.replayed == [x.message_id for x in of_type[:10]]
-    assert [m.message_id for m in await drain(channel, settings.command_queue)] == summary.replayed
+    assert [m.message_id for m in await drain(channel, sink(settings))] == summary.replayed
     rest = [x for x in letters if x not in of_type[:10]]
     assert views(await drain(channel, settings.dead_letter_queue)) == letter_views(rest)
 
@@ -259,7 +275,7 @@ async def test_a_dry_run_changes_nothing(
 
     assert summary.selected == [x.message_id for x in letters if x.type == "CreateCustomer"]
     assert summary.replayed == []
-    assert await count(channel, settings.command_queue) == 0
+    assert await count(channel, sink(settings)) == 0
     assert views(await drain(channel, settings.dead_letter_queue)) == letter_views(letters)
     assert [r["dry_run"] for r in audit_records(audit.path)] == [True, True]
 
@@ -288,7 +304,7 @@ async def test_an_unroutable_replay_fails_loudly_and_stays_in_the_dlq(
     narrow = await channel.declare_exchange(
         f"{settings.commands_exchange}.narrow", ExchangeType.TOPIC
     )
-    commands = await channel.declare_queue(settings.command_queue, passive=True)
+    commands = await channel.declare_queue(sink(settings), passive=True)
     await commands.bind(narrow, routing_key="CreateCustomer")
     letters = make_letters(6, types=("CreateCustomer", "OpenAccount"))
     await put(channel, settings.dead_letter_queue, letters)
@@ -300,7 +316,7 @@ async def test_an_unroutable_replay_fails_loudly_and_stays_in_the_dlq(
     assert [f.message_id for f in summary.failed] == [x.message_id for x in stuck]
     assert all("unroutable" in f.reason for f in summary.failed)
     assert len(summary.replayed) == 3
-    assert await count(channel, settings.command_queue) == 3
+    assert await count(channel, sink(settings)) == 3
     assert views(await drain(channel, settings.dead_letter_queue)) == letter_views(stuck)
     assert len(audit_records(audit.path)[-1]["failures"]) == 3  # type: ignore[arg-type]
 
@@ -337,7 +353,7 @@ async def test_lists_and_replays_what_the_broker_dead_lettered(
     summary = await replay(settings, Selector.of(error_type="delivery_limit"), audit=audit)
 
     assert summary.replayed == ["crashy"]
-    [arrived] = await drain(channel, settings.command_queue)
+    [arrived] = await drain(channel, sink(settings))
     assert (arrived.body, arrived.routing_key) == (body, "OpenAccount")
     assert not {k for k in arrived.headers or {} if k.startswith("x-")} - {"x-delivery-count"}
 
@@ -398,6 +414,7 @@ async def _setup(settings: Settings, letters: Sequence[Letter]) -> None:
     async with connection:
         channel = await connection.channel()
         await declare(channel, settings)
+        await bind_sink(channel, settings)
         await put(channel, settings.dead_letter_queue, letters)
 
 
@@ -412,7 +429,7 @@ async def _counts(settings: Settings) -> tuple[int, int]:
     async with connection:
         channel = await connection.channel()
         dead = await count(channel, settings.dead_letter_queue)
-        return dead, await count(channel, settings.command_queue)
+        return dead, await count(channel, sink(settings))
 
 
 def test_cli_lists_shows_and_replays(settings: Settings, tmp_path: Path) -> None:
@@ -435,7 +452,7 @@ def test_cli_lists_shows_and_replays(settings: Settings, tmp_path: Path) -> None
     assert "no dead letter has message id" in missing.output
     assert replayed.exit_code == 0, replayed.output
     assert "replayed 2, skipped 8, failed 0" in replayed.stdout
-    assert len(run_sync(_take(settings, settings.command_queue))) == 2
+    assert len(run_sync(_take(settings, sink(settings)))) == 2
 
 
 def test_cli_replay_exits_non_zero_when_a_replay_fails(settings: Settings, tmp_path: Path) -> None:
@@ -486,7 +503,7 @@ async def _wait_for_commands(settings: Settings, at_least: int) -> None:
     connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
     async with connection:
         channel = await connection.channel()
-        await wait_until(lambda: count(channel, settings.command_queue), at_least)
+        await wait_until(lambda: count(channel, sink(settings)), at_least)
 
 
 def test_a_replay_killed_half_way_loses_nothing(settings: Settings, tmp_path: Path) -> None:
@@ -514,7 +531,7 @@ def test_a_replay_killed_half_way_loses_nothing(settings: Settings, tmp_path: Pa
 
     assert again.exit_code == 0, again.output
     selected = {x.message_id for x in letters if x.error_type == "transient"}
-    on_commands = Counter(m.message_id for m in run_sync(_take(settings, settings.command_queue)))
+    on_commands = Counter(m.message_id for m in run_sync(_take(settings, sink(settings))))
     in_dlq = {m.message_id for m in run_sync(_take(settings, settings.dead_letter_queue))}
     assert set(on_commands) == selected
     assert in_dlq == {x.message_id for x in letters} - selected
@@ -529,7 +546,7 @@ async def _wait_for_returns(settings: Settings, total: int) -> None:
 
         async def both() -> int:
             return await count(channel, settings.dead_letter_queue) + await count(
-                channel, settings.command_queue
+                channel, sink(settings)
             )
 
         await wait_until(both, total)

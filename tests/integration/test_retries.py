@@ -237,7 +237,7 @@ def test_a_transient_failure_is_retried_through_the_delay_queue_then_dead_letter
             deadline = time.monotonic() + WAIT
             while h.client.queue_counts(topology.dead_letter_queue)[0] == 0:
                 assert time.monotonic() < deadline, f"nothing dead-lettered:\n{worker.log_tail()}"
-                ready, _ = h.client.queue_counts(topology.retry_queue(1))
+                ready, _ = h.client.queue_counts(topology.delay_queue(1))
                 most_in_retry = max(most_in_retry, ready)
                 time.sleep(0.05)
             letter = h.client.wait_dead_letter(is_copy_of(sent), timeout=WAIT)
@@ -262,8 +262,8 @@ def test_a_transient_failure_is_retried_through_the_delay_queue_then_dead_letter
         assert h.fetchval("SELECT count(*) FROM customers WHERE email = $1", email) == 0
         inbox = "SELECT count(*) FROM inbox_messages WHERE message_id = $1"
         assert h.fetchval(inbox, sent.message_id) == 0
-        assert h.client.queue_counts(topology.command_queue)[0] == 0
-        assert h.client.queue_counts(topology.retry_queue(1))[0] == 0
+        assert h.client.input_counts()[0] == 0
+        assert h.client.queue_counts(topology.delay_queue(1))[0] == 0
         assert worker.is_running
 
 
