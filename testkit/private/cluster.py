@@ -136,7 +136,7 @@ class PrivateCluster:
     def rabbitmqctl(
         self, *args: str, node: ClusterNode | str | int | None = None, timeout: float = 60
     ) -> str:
-        """Run ``rabbitmqctl <args>`` on ``node`` (object, name, index, or any live node).
+        """Run ``rabbitmqctl <args>`` on ``node`` (object, name, 0-based index, or a live one).
 
         Returns stdout; raises ``RuntimeError`` with stderr on a non-zero exit.
         """
