@@ -1,14 +1,19 @@
 """The baseline: the least code that does the worker's job per message, in raw aio-pika + asyncpg.
 
-Per command, under a limit of ``WORKER_CONCURRENCY`` handlers (prefetch ``WORKER_PREFETCH``):
-validate the body with the contract's pydantic models; one transaction inserting the inbox
-row, one domain row (a customer, whatever the command) and the outbox row; publish the event
-with a publisher confirm; ack. Like the worker's relay, a background task marks the confirmed
-outbox rows as sent, in one UPDATE every 50 ms. Durable everything, ack after commit.
+Input: the worker's own contract v2 path, so that the broker does the same work for both:
+the commands exchange, the consistent-hash exchange on ``fca-ordering-key``, and
+``WORKER_PARTITIONS`` quorum single-active-consumer partition queues, all consumed by this
+one process (prefetch ``WORKER_PREFETCH`` per partition, as the worker's setting is).
+
+Per command, under a limit of ``WORKER_CONCURRENCY`` handlers: validate the body with the
+contract's pydantic models; one transaction inserting the inbox row, one domain row (a
+customer, whatever the command) and the outbox row; publish the event with a publisher
+confirm; ack. Like the worker's relay, a background task marks the confirmed outbox rows as
+sent, in one UPDATE every 50 ms. Durable everything, ack after commit.
 
 Run by the benchmark as its own process, configured like the worker (``WORKER_AMQP_URL``,
 ``WORKER_DATABASE_URL``, ``WORKER_PREFETCH``, ``WORKER_CONCURRENCY``, ``WORKER_EVENT_LOOP``,
-and the ``WORKER_*`` exchange and queue names)::
+``WORKER_PARTITIONS`` and the ``WORKER_*`` exchange and queue names)::
 
     python -m bench.baseline
 """
@@ -27,7 +32,15 @@ import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
-from contracts import event_id, parse_message
+from contracts import (
+    COMMAND_QUEUE_BINDING_KEY,
+    HEADER_ORDERING_KEY,
+    PARTITIONS_EXCHANGE_TYPE,
+    event_id,
+    parse_message,
+    partition_queue_name,
+    partitions_exchange_name,
+)
 
 # The success event of each command (type, routing key), as the worker would publish it.
 EVENTS = {
@@ -45,6 +58,7 @@ OUTBOX = (
 )
 MARK = "UPDATE outbox_events SET published_at = now() WHERE id = ANY($1::bigint[])"
 MARK_INTERVAL = 0.05
+PARTITION_WEIGHT = "10"  # the worker's weight of each partition on the hash ring
 
 
 class Baseline:
@@ -114,7 +128,7 @@ class Baseline:
 async def main() -> int:
     """Run until SIGTERM or SIGINT."""
     env = os.environ
-    prefetch = int(env.get("WORKER_PREFETCH", "300"))
+    prefetch = int(env.get("WORKER_PREFETCH", "16"))
     concurrency = int(env.get("WORKER_CONCURRENCY", "16"))
     database_url = env["WORKER_DATABASE_URL"]
     dsn = "postgresql://" + database_url.partition("://")[2]
@@ -131,22 +145,35 @@ async def main() -> int:
     events = await publish.declare_exchange(
         env.get("WORKER_EVENTS_EXCHANGE", "fca.events"), aio_pika.ExchangeType.TOPIC, durable=True
     )
-    queue = await consume.declare_queue(
-        env.get("WORKER_COMMAND_QUEUE", "fca.worker.commands"),
+    command_queue = env.get("WORKER_COMMAND_QUEUE", "fca.worker.commands")
+    partitions = await consume.declare_exchange(
+        partitions_exchange_name(command_queue),
+        PARTITIONS_EXCHANGE_TYPE,
         durable=True,
-        arguments={"x-queue-type": "quorum"},
+        arguments={"hash-header": HEADER_ORDERING_KEY},
     )
-    await queue.bind(commands, routing_key="#")
+    await partitions.bind(commands, routing_key=COMMAND_QUEUE_BINDING_KEY)
+    queues = []
+    for index in range(int(env.get("WORKER_PARTITIONS", "16"))):
+        name = partition_queue_name(index, command_queue)
+        queue = await consume.declare_queue(
+            name,
+            durable=True,
+            arguments={"x-queue-type": "quorum", "x-single-active-consumer": True},
+        )
+        await queue.bind(partitions, routing_key=PARTITION_WEIGHT)
+        queues.append(queue)
     baseline = Baseline(pool, events, concurrency)
     marker = asyncio.create_task(baseline.mark_forever())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    tag = await queue.consume(baseline.handle)
+    tags = [await queue.consume(baseline.handle) for queue in queues]
     print("baseline.started", flush=True)
     await stop.wait()
-    await queue.cancel(tag)
+    for queue, tag in zip(queues, tags, strict=True):
+        await queue.cancel(tag)
     marker.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await marker

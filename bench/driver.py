@@ -1,7 +1,9 @@
 """The load generator: a pipelined confirmed publisher and an event subscriber (raw aiormq).
 
 The publisher sends persistent commands to the commands exchange with publisher confirms,
-keeping many confirms in flight (it never waits for one before sending the next). The
+keeping many confirms in flight (it never waits for one before sending the next), each with
+its ``fca-ordering-key`` header, as a contract v2 publisher does (the header picks the
+partition). The
 subscriber owns an exclusive queue bound to the events exchange with ``#`` and matches each
 event to its command through ``causation_id`` (the command's ``message_id``); the first event
 per command counts. Times are ``time.perf_counter()`` in this one process.
@@ -22,6 +24,7 @@ from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
 from bench.workload import Command, Workload
+from contracts import HEADER_ORDERING_KEY
 
 PERSISTENT = 2
 STALL_SECONDS = 60.0
@@ -34,10 +37,9 @@ class BenchError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Names:
-    """The exchanges and the command queue of the system under test."""
+    """The exchanges of the system under test (commands go in, events come out)."""
 
     commands_exchange: str = "fca.commands"
-    command_queue: str = "fca.worker.commands"
     events_exchange: str = "fca.events"
 
 
@@ -119,27 +121,6 @@ class Driver:
             except Exception as exc:
                 self.errors.append(f"close: {exc!r}")
 
-    async def wait_ready(
-        self, consumers: int, check: Callable[[], None], timeout: float = 60
-    ) -> None:
-        """Wait until the command queue has ``consumers`` consumers (``check`` raises if a
-        process died)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            check()
-            channel = await self._publish_connection.channel()
-            try:
-                ok = await channel.queue_declare(self.names.command_queue, passive=True)
-                if (ok.consumer_count or 0) >= consumers:
-                    return
-            except aiormq.exceptions.ChannelNotFoundEntity:
-                pass
-            finally:
-                if not channel.is_closed:
-                    await channel.close()
-            await asyncio.sleep(0.1)
-        raise BenchError(f"the command queue had no {consumers} consumer(s) after {timeout}s")
-
     async def send(self, command: Command, at: float | None = None) -> None:
         """Publish without waiting for the confirm (at most 2000 unconfirmed)."""
         await self._window.acquire()
@@ -154,6 +135,7 @@ class Driver:
             delivery_mode=PERSISTENT,
             message_id=command.message_id,
             message_type=command.type,
+            headers={HEADER_ORDERING_KEY: command.key},
         )
         try:
             confirm = await self._channel.basic_publish(

@@ -1,12 +1,15 @@
 """The system under test as processes, and what they cost: CPU split and memory.
 
 ``WorkerTarget`` starts the worker exactly as the README does (``worker db upgrade``, then
-``worker run`` N times, configured only through ``WORKER_*`` variables). ``BaselineTarget``
-migrates the same schema and starts ``python -m bench.baseline`` with the same variables.
+``worker run`` once per replica, configured only through ``WORKER_*`` variables, each with
+``WORKER_METRICS_PORT=0``; the replicas share the vhost, the database and the partitions).
+``BaselineTarget`` migrates the same schema and starts ``python -m bench.baseline`` with the
+same variables.
 
 CPU is accounted per group from ``psutil`` ``cpu_times`` deltas (user + system): the worker
 processes, the broker (``beam.smp``), the database (every ``postgres`` process), this
-driver, and "other" (the rest of the machine's busy time, e.g. another job running).
+driver, and "other" (the rest of the machine's busy time, e.g. another job running); and
+each worker process on its own (``worker_cores_each``, one entry per replica).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Target:
-    """A set of processes consuming the command queue."""
+    """A set of processes consuming the partition queues (the replicas, for the worker)."""
 
     def __init__(self, env: WorkerEnv, processes: int, log_dir: Path) -> None:
         self.env = env
@@ -115,9 +118,13 @@ class BaselineTarget(Target):
             self._spawn([sys.executable, "-m", "bench.baseline"], environ)
 
 
-def worker_env(amqp_url: str, database_url: str, settings: Mapping[str, str]) -> WorkerEnv:
-    """The environment of a worker (or baseline) process on the run's vhost and database."""
-    return WorkerEnv(amqp_url, database_url, Topology(), dict(settings))
+def worker_env(
+    amqp_url: str, database_url: str, settings: Mapping[str, str], partitions: int = 16
+) -> WorkerEnv:
+    """The environment of a worker (or baseline) process on the run's vhost and database:
+    the contract's names, ``partitions`` partition queues, ``WORKER_METRICS_PORT=0`` (so
+    replicas on one host do not clash) and ``settings``."""
+    return WorkerEnv(amqp_url, database_url, Topology(partitions=partitions), dict(settings))
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -180,6 +187,7 @@ class CpuMeter:
     """CPU seconds spent by each group between :meth:`start` and :meth:`stop`."""
 
     def __init__(self, worker_pids: list[int]) -> None:
+        self._order = list(worker_pids)
         self._pids = set(worker_pids)
 
     def start(self) -> None:
@@ -199,6 +207,10 @@ class CpuMeter:
         for key, value in after.items():
             spent[key[0]] += value - self._before.get(key, 0.0)
         spent["other"] = max(0.0, machine - sum(spent.values()))
+        each = dict.fromkeys(self._order, 0.0)
+        for key, value in after.items():
+            if key[0] == "worker" and key[1] in each:
+                each[key[1]] += value - self._before.get(key, 0.0)
         segments = data_segments(self._pids)
         return {
             "worker_writes_per_msg": {
@@ -209,6 +221,7 @@ class CpuMeter:
             "cpus": psutil.cpu_count(),
             "seconds": {k: round(v, 2) for k, v in spent.items()},
             "cores": {k: round(v / wall, 2) for k, v in spent.items()},
+            "worker_cores_each": [round(v / wall, 2) for v in each.values()],
             "ms_per_msg": {k: round(1000 * v / max(messages, 1), 3) for k, v in spent.items()},
             "machine_busy_pct": round(100 * machine / (wall * (psutil.cpu_count() or 1)), 1),
         }

@@ -2,11 +2,13 @@
 
 Phases, in order:
 
+0. ready: every partition queue has a consumer and, for the worker, the replicas have
+   settled their shares of the partitions (:mod:`bench.replicas`);
 1. warm-up through the system under test (customers, then accounts and conversations, then
    one transaction and one message each), not measured;
 2. throughput: the ``n``-command mix published as fast as possible (``backlog`` caps the
    commands awaiting their event, for the soak); CPU split, RSS samples and (optionally) a
-   py-spy profile cover this phase;
+   py-spy profile cover this phase; for the worker, the commands each replica applied;
 3. latency: a fixed rate of half the throughput just measured, for ``latency_seconds``.
 """
 
@@ -19,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bench import flame, profiling
+from bench import flame, profiling, replicas
 from bench.driver import Driver, Names
 from bench.env import Servers, sandbox
 from bench.procs import (
@@ -42,9 +44,11 @@ class Spec:
     group: str = "main"
     target: Literal["worker", "baseline"] = "worker"
     n: int = 20_000
-    prefetch: int = 300
+    prefetch: int = 16
     concurrency: int = 16
     processes: int = 1
+    """Replicas of the worker (``worker run`` processes); the baseline always runs one."""
+    partitions: int = 16
     uvloop: bool = False
     log_level: str = "INFO"
     latency_seconds: float = 15.0
@@ -54,7 +58,8 @@ class Spec:
     round: int = 1
 
     def settings(self) -> dict[str, str]:
-        """The ``WORKER_*`` variables of the processes (the pool is sized to the concurrency)."""
+        """The ``WORKER_*`` variables of the processes (the pool is sized to the concurrency;
+        the prefetch is per partition queue, as the worker's setting is)."""
         return {
             "WORKER_PREFETCH": str(self.prefetch),
             "WORKER_CONCURRENCY": str(self.concurrency),
@@ -69,18 +74,26 @@ async def run(spec: Spec, servers: Servers, artifacts: Path) -> dict[str, Any]:
     started = time.monotonic()
     result: dict[str, Any] = {"spec": asdict(spec), "settings": spec.settings()}
     with sandbox(servers) as box, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        env = worker_env(box.amqp_url, box.database_url, spec.settings())
+        env = worker_env(box.amqp_url, box.database_url, spec.settings(), spec.partitions)
         kind = WorkerTarget if spec.target == "worker" else BaselineTarget
         target: Target = kind(env, spec.processes, Path(tmp))
         driver: Driver | None = None
         try:
             await asyncio.to_thread(target.start)
+            result["ready"] = await replicas.wait_ready(
+                box.amqp_url,
+                box.database_url,
+                env.topology.partition_queues(),
+                replicas=spec.processes,
+                membership=spec.target == "worker",
+                check=target.check,
+            )
             driver = await Driver.connect(box.amqp_url, Names())
-            await driver.wait_ready(spec.processes, target.check)
             workload = Workload()
             count = entity_count(spec.n)
             result["warmup_commands"] = await driver.warm_up(workload, count, target.check)
-            result.update(await _measure(spec, driver, workload, target, artifacts))
+            database = box.database_url if spec.target == "worker" else None
+            result.update(await _measure(spec, driver, workload, target, artifacts, database))
             result["peak_rss_mb"] = [peak_rss_mb(pid) for pid in target.pids]
         except Exception as exc:
             result["error"] = f"{type(exc).__name__}: {exc}"
@@ -94,9 +107,17 @@ async def run(spec: Spec, servers: Servers, artifacts: Path) -> dict[str, Any]:
 
 
 async def _measure(
-    spec: Spec, driver: Driver, workload: Workload, target: Target, artifacts: Path
+    spec: Spec,
+    driver: Driver,
+    workload: Workload,
+    target: Target,
+    artifacts: Path,
+    database_url: str | None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    # built (and their ordering keys computed) before the clock starts; the soak streams them
+    commands = workload.mixed(spec.n) if spec.backlog else list(workload.mixed(spec.n))
+    owners = await replicas.ownership(database_url) if database_url else None
     meter = CpuMeter(target.pids)
     sampler = RssSampler(target.pids, spec.rss_interval)
     raw = artifacts.with_suffix(".profile.txt")
@@ -105,8 +126,10 @@ async def _measure(
     )
     sampler.start()
     meter.start()
-    out["throughput"] = await driver.burst(workload.mixed(spec.n), target.check, spec.backlog)
+    out["throughput"] = await driver.burst(commands, target.check, spec.backlog)
     out["cpu"] = meter.stop(spec.n)
+    if database_url and owners is not None:
+        out["replicas"] = await replicas.work_per_replica(database_url, owners, target.pids)
     out["rss"] = rss_summary(sampler.stop(), keep_samples=spec.group == "soak")
     if spy is not None:
         await asyncio.to_thread(profiling.finish, spy)

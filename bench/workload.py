@@ -17,6 +17,8 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from contracts import ordering_key, parse_message
+
 MIX: dict[str, int] = {
     "CreateCustomer": 10,
     "OpenAccount": 10,
@@ -37,11 +39,13 @@ _TEXTS = (
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """One command as published: its id, its type (the routing key) and its JSON body."""
+    """One command as published: its id, its type (the routing key), its JSON body and its
+    ordering key (the ``fca-ordering-key`` header, which picks its partition)."""
 
     message_id: str
     type: str
     body: bytes
+    key: str
 
 
 def entity_count(n: int) -> int:
@@ -65,8 +69,10 @@ class Workload:
 
     def _command(self, type_: str, payload: dict[str, object]) -> Command:
         message_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
-        body = {"message_id": message_id, "type": type_, "payload": payload}
-        return Command(message_id, type_, json.dumps(body, separators=(",", ":")).encode())
+        doc = {"message_id": message_id, "type": type_, "payload": payload}
+        body = json.dumps(doc, separators=(",", ":")).encode()
+        # the header a v2 publisher sets (parsed here, when the command is built)
+        return Command(message_id, type_, body, ordering_key(parse_message(body)))
 
     def _next(self) -> int:
         self._seq += 1
