@@ -26,9 +26,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--n", type=int, default=20_000, help="commands per run (default 20000)")
-    p.add_argument("--prefetch", type=int, default=300)
+    p.add_argument("--prefetch", type=int, default=16, help="WORKER_PREFETCH, per partition")
     p.add_argument("--concurrency", type=int, default=16)
-    p.add_argument("--processes", type=int, default=1, help="worker processes (main run)")
+    p.add_argument("--replicas", "--processes", type=replica_counts, default=(1,),
+                   help="worker replicas (`worker run` processes), one main run per count, "
+                   "e.g. 1,2,4 (default 1)")  # fmt: skip
+    p.add_argument("--partitions", type=int, default=16, help="WORKER_PARTITIONS")
     p.add_argument("--uvloop", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--log-level", default="INFO", help="WORKER_LOG_LEVEL (default INFO)")
     p.add_argument("--latency-seconds", type=float, default=15.0, help="steady-load phase")
@@ -37,9 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "the summary takes medians")  # fmt: skip
     p.add_argument("--no-main", action="store_true", help="skip the main runs")
     p.add_argument("--sweep", action="store_true", help="prefetch x concurrency, 1 vs 2 "
-                   "processes, uvloop on/off, log level")  # fmt: skip
+                   "replicas, uvloop on/off, log level")  # fmt: skip
     p.add_argument("--full-grid", action="store_true", help="all 9 prefetch x concurrency "
-                   "pairs (default: 5, varying one at a time around p300/c16)")  # fmt: skip
+                   "pairs (default: 5, varying one at a time around p16/c16)")  # fmt: skip
     p.add_argument("--sweep-n", type=int, default=None, help="commands per sweep run (N/4)")
     p.add_argument("--soak", type=int, default=0, metavar="N", help="soak run of N commands")
     p.add_argument("--soak-backlog", type=int, default=5000, help="commands in flight, soak")
@@ -54,6 +57,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def replica_counts(text: str) -> tuple[int, ...]:
+    """``1,2,4`` → (1, 2, 4): each a positive number of replicas."""
+    try:
+        counts = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected replica counts such as 1,2,4, not {text!r}")
+    return counts
+
+
 def plan(a: argparse.Namespace) -> list[Spec]:
     """The runs to do, in order."""
     loop = "uvloop" if a.uvloop else "asyncio"
@@ -62,6 +76,7 @@ def plan(a: argparse.Namespace) -> list[Spec]:
         settings.setdefault("log_level", a.log_level)
         settings.setdefault("latency_seconds", a.latency_seconds)
         settings.setdefault("n", a.n)
+        settings.setdefault("partitions", a.partitions)
         return Spec(label, prefetch=a.prefetch, concurrency=a.concurrency, uvloop=a.uvloop,
                     **settings)  # fmt: skip
 
@@ -70,7 +85,8 @@ def plan(a: argparse.Namespace) -> list[Spec]:
         tag = f" #{r}" if a.repeat > 1 else ""
         if not a.no_baseline:
             specs.append(spec(f"baseline {loop}{tag}", target="baseline", round=r))
-        specs.append(spec(f"worker x{a.processes} {loop}{tag}", processes=a.processes, round=r))
+        for count in a.replicas:
+            specs.append(spec(f"worker x{count} {loop}{tag}", processes=count, round=r))
     if a.sweep:
         grid = GRID if a.full_grid else CROSS
         specs += sweep(a.sweep_n or max(1000, a.n // 4), a.log_level, grid)
@@ -83,12 +99,13 @@ def plan(a: argparse.Namespace) -> list[Spec]:
     return specs
 
 
-GRID = [(p, c) for p in (50, 150, 300) for c in (8, 16, 32)]
-CROSS = [(50, 16), (150, 16), (300, 8), (300, 16), (300, 32)]
+GRID = [(p, c) for p in (8, 16, 32) for c in (8, 16, 32)]
+CROSS = [(8, 16), (32, 16), (16, 8), (16, 16), (16, 32)]
+"""Prefetch (per partition: the worker's default is 16, at most 32 advised) x concurrency."""
 
 
 def sweep(n: int, log_level: str, grid: list[tuple[int, int]]) -> list[Spec]:
-    """Prefetch x concurrency on one worker, then one change at a time from p300/c16."""
+    """Prefetch x concurrency on one worker, then one change at a time from p16/c16."""
 
     def short(label: str, **settings: Any) -> Spec:
         settings.setdefault("log_level", log_level)
@@ -97,7 +114,7 @@ def sweep(n: int, log_level: str, grid: list[tuple[int, int]]) -> list[Spec]:
     return [
         short(f"baseline n={n}", target="baseline"),
         *(short(f"p{p} c{c}", prefetch=p, concurrency=c) for p, c in grid),
-        short("2 processes", processes=2),
+        short("2 replicas", processes=2),
         short("uvloop", uvloop=True),
         short("baseline uvloop", target="baseline", uvloop=True),
         short("log WARNING", log_level="WARNING"),

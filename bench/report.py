@@ -28,29 +28,46 @@ def add_ratios(runs: list[dict[str, Any]]) -> None:
         base = bases.get((group, round_)) or bases.get((group, None)) or bases.get(("main", None))
         if base and "throughput" in run:
             run["ratio_to_baseline"] = round(run["throughput"]["msgs_per_s"] / base, 2)
+    _add_scaling(runs)
+
+
+def _add_scaling(runs: list[dict[str, Any]]) -> None:
+    """Give every worker run its throughput as a ratio to the one-replica worker run of its
+    group and round (``scaling``), when there is one."""
+    singles: dict[tuple[str, int], float] = {}
+    for run in runs:
+        spec = run["spec"]
+        if spec["target"] == "worker" and spec["processes"] == 1 and "throughput" in run:
+            key = (spec["group"], spec.get("round", 1))
+            singles.setdefault(key, float(run["throughput"]["msgs_per_s"]))
+    for run in runs:
+        spec = run["spec"]
+        single = singles.get((spec["group"], spec.get("round", 1)))
+        if spec["target"] == "worker" and single and "throughput" in run:
+            run["scaling"] = round(run["throughput"]["msgs_per_s"] / single, 2)
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Medians over the main runs (one per round): throughput, ratio, p99."""
+    """Medians over the main runs (one per round): throughput, ratio, p99; the worker once per
+    replica count (``worker`` with one replica, ``worker x2``, ``worker x4`` …)."""
     main = [r for r in runs if r["spec"]["group"] == "main" and "throughput" in r]
     out: dict[str, Any] = {}
-    for target in ("baseline", "worker"):
-        mine = [r for r in main if r["spec"]["target"] == target]
-        if mine:
-            out[target] = {
-                "rounds": len(mine),
-                "msgs_per_s": [r["throughput"]["msgs_per_s"] for r in mine],
-                "msgs_per_s_median": median(r["throughput"]["msgs_per_s"] for r in mine),
-                "p99_ms_median": median(r["latency"]["p99_ms"] for r in mine if "latency" in r),
-            }
-    ratios = [
-        r["ratio_to_baseline"]
-        for r in main
-        if r["spec"]["target"] == "worker" and "ratio_to_baseline" in r
-    ]
-    if ratios:
-        out["ratio_median"] = median(ratios)
-        out["ratios"] = ratios
+    kinds = sorted({(r["spec"]["target"], r["spec"]["processes"]) for r in main})
+    for target, count in kinds:
+        mine = [r for r in main if (r["spec"]["target"], r["spec"]["processes"]) == (target, count)]
+        entry: dict[str, Any] = {
+            "rounds": len(mine),
+            "msgs_per_s": [r["throughput"]["msgs_per_s"] for r in mine],
+            "msgs_per_s_median": median(r["throughput"]["msgs_per_s"] for r in mine),
+            "p99_ms_median": median(r["latency"]["p99_ms"] for r in mine if "latency" in r),
+        }
+        if ratios := [r["ratio_to_baseline"] for r in mine if "ratio_to_baseline" in r]:
+            entry["ratio_median"], entry["ratios"] = median(ratios), ratios
+        if target == "worker" and (scaling := [r["scaling"] for r in mine if "scaling" in r]):
+            entry["scaling_median"] = median(scaling)
+        out[target if count == 1 else f"{target} x{count}"] = entry
+    if "ratio_median" in out.get("worker", {}):
+        out["ratio_median"], out["ratios"] = out["worker"]["ratio_median"], out["worker"]["ratios"]
     return out
 
 
@@ -80,7 +97,21 @@ def line(run: dict[str, Any]) -> str:
         f" p50/p95/p99 {_cell(run, 'latency', 'p50_ms')}/{_cell(run, 'latency', 'p95_ms')}/"
         f"{_cell(run, 'latency', 'p99_ms')} ms, peak RSS {run.get('peak_rss_mb')} MiB,"
         f" CPU cores worker/broker/db/driver/other {_cores(run)}"
+        + (f", per replica {_each(run)}" if "replicas" in run else "")
     )
+
+
+def _each(run: dict[str, Any]) -> str:
+    """Per replica: commands applied / partitions owned / CPU cores, joined with ``+``."""
+    work = run.get("replicas", {})
+    cores = run.get("cpu", {}).get("worker_cores_each", [])
+    parts = []
+    for i, commands in enumerate(work.get("commands", [])):
+        partitions = work["partitions"][i]
+        core = f"{cores[i]:.2f}" if i < len(cores) else "?"
+        parts.append(f"{commands}/{partitions}p/{core}")
+    handed = " (handed over during the phase)" if work.get("handed_over") else ""
+    return " + ".join(parts) + handed if parts else "-"
 
 
 def _cores(run: dict[str, Any]) -> str:
@@ -96,10 +127,11 @@ def _ms(run: dict[str, Any]) -> str:
 
 
 RUN_HEADER = (
-    "| run | procs | prefetch | conc | loop | log | N | msgs/s | x baseline | p50 ms | p95 ms "
-    "| p99 ms | peak RSS MiB | CPU cores w/b/db/drv/other | CPU ms/msg w/b/db | writes/msg db/b |\n"
+    "| run | replicas | prefetch | conc | loop | log | N | msgs/s | x baseline | x 1 replica "
+    "| p50 ms | p95 ms | p99 ms | peak RSS MiB | CPU cores w/b/db/drv/other | CPU ms/msg w/b/db "
+    "| writes/msg db/b | per replica: commands/partitions/cores |\n"
     "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-    "| --- | --- | --- |"
+    "| ---: | --- | --- | --- | --- |"
 )
 
 
@@ -107,15 +139,16 @@ def run_row(run: dict[str, Any]) -> str:
     """One Markdown table row."""
     s = run["spec"]
     if "error" in run:
-        return f"| {s['label']} | {s['processes']} | | | | | {s['n']} | failed | | | | | | | | |"
+        return f"| {s['label']} | {s['processes']} | | | | | {s['n']} | failed |" + " |" * 10
     rss = run.get("peak_rss_mb") or []
     return (
         f"| {s['label']} | {s['processes']} | {s['prefetch']} | {s['concurrency']} "
         f"| {'uvloop' if s['uvloop'] else 'asyncio'} | {s['log_level']} | {s['n']} "
         f"| {_cell(run, 'throughput', 'msgs_per_s')} | {run.get('ratio_to_baseline', '-')} "
+        f"| {run.get('scaling', '-')} "
         f"| {_cell(run, 'latency', 'p50_ms')} | {_cell(run, 'latency', 'p95_ms')} "
         f"| {_cell(run, 'latency', 'p99_ms')} | {' + '.join(str(r) for r in rss)} "
-        f"| {_cores(run)} | {_ms(run)} | {_writes(run)} |"
+        f"| {_cores(run)} | {_ms(run)} | {_writes(run)} | {_each(run)} |"
     )
 
 
