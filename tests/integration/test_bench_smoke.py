@@ -1,4 +1,5 @@
-"""The benchmark still runs end to end (N=200, no sweep, soak or profile): no timing asserted."""
+"""The benchmark still runs end to end (N=200; the baseline, then the worker with 1 and with 2
+replicas sharing the partitions; no sweep, soak or profile): no timing asserted."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 200
+REPLICAS = (1, 2)
+PARTITIONS = 16
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,8 @@ def bench_results(
     out = tmp_path_factory.mktemp("bench") / "smoke.json"
     argv = [
         sys.executable, "-m", "bench", "--n", str(N), "--latency-seconds", "1",
-        "--out", str(out), "--amqp-url", amqp_server.url, "--database-url", postgres_server_url,
+        "--replicas", ",".join(map(str, REPLICAS)), "--out", str(out),
+        "--amqp-url", amqp_server.url, "--database-url", postgres_server_url,
     ]  # fmt: skip
     if amqp_server.management_url:
         argv += ["--management-url", amqp_server.management_url]
@@ -35,10 +39,12 @@ def bench_results(
     return dict(json.loads(out.read_text()))
 
 
-def test_runs_the_baseline_and_the_worker(bench_results: dict[str, Any]) -> None:
-    targets = [run["spec"]["target"] for run in bench_results["runs"]]
+def test_runs_the_baseline_and_the_worker_once_per_replica_count(
+    bench_results: dict[str, Any],
+) -> None:
+    runs = [(run["spec"]["target"], run["spec"]["processes"]) for run in bench_results["runs"]]
 
-    assert targets == ["baseline", "worker"]
+    assert runs == [("baseline", 1), ("worker", 1), ("worker", 2)]
     assert all("error" not in run for run in bench_results["runs"])
 
 
@@ -52,6 +58,19 @@ def test_every_command_produced_its_event(bench_results: dict[str, Any]) -> None
         assert run["latency"]["events"] == run["latency"]["commands"]
 
 
+def test_the_replicas_shared_the_partitions_and_the_work(bench_results: dict[str, Any]) -> None:
+    for run in bench_results["runs"][1:]:
+        replicas = run["spec"]["processes"]
+        work = run["replicas"]
+
+        assert sorted(run["ready"]["partitions_per_replica"]) == [PARTITIONS // replicas] * replicas
+        assert work["partitions"] == [PARTITIONS // replicas] * replicas
+        assert not work["handed_over"]
+        assert sum(work["commands"]) == N  # each command counted for the replica that applied it
+        assert len(run["cpu"]["worker_cores_each"]) == replicas
+        assert len(run["peak_rss_mb"]) == replicas
+
+
 def test_records_the_machine_and_the_measurements(bench_results: dict[str, Any]) -> None:
     worker = bench_results["runs"][1]
 
@@ -61,3 +80,4 @@ def test_records_the_machine_and_the_measurements(bench_results: dict[str, Any])
     assert {"worker", "broker", "database"} <= set(worker["cpu"]["seconds"])
     assert worker["peak_rss_mb"][0] is not None
     assert "ratio_to_baseline" in worker
+    assert "scaling" in bench_results["runs"][2]
