@@ -14,18 +14,23 @@ from typing import Any
 
 
 def add_ratios(runs: list[dict[str, Any]]) -> None:
-    """Give every measured run its throughput as a ratio to a baseline: the asyncio baseline
-    of its own group and round if there is one, else of its group, else the main one."""
-    bases: dict[tuple[str, int | None], float] = {}
+    """Give every measured run its throughput as a ratio to a baseline on the same event loop
+    (else the other one): of its own group and round if there is one, else of its group,
+    else the main one."""
+    bases: dict[tuple[str, int | None, bool], float] = {}
     for run in runs:
         spec = run["spec"]
-        if spec["target"] == "baseline" and not spec["uvloop"] and "throughput" in run:
-            value = float(run["throughput"]["msgs_per_s"])
-            bases.setdefault((spec["group"], spec.get("round", 1)), value)
-            bases.setdefault((spec["group"], None), value)
+        if spec["target"] == "baseline" and "throughput" in run:
+            value, loop = float(run["throughput"]["msgs_per_s"]), bool(spec["uvloop"])
+            bases.setdefault((spec["group"], spec.get("round", 1), loop), value)
+            bases.setdefault((spec["group"], None, loop), value)
     for run in runs:
-        group, round_ = run["spec"]["group"], run["spec"].get("round", 1)
-        base = bases.get((group, round_)) or bases.get((group, None)) or bases.get(("main", None))
+        spec = run["spec"]
+        group, round_, loop = spec["group"], spec.get("round", 1), bool(spec["uvloop"])
+        keys = [
+            (g, r, lp) for g in (group, "main") for r in (round_, None) for lp in (loop, not loop)
+        ]
+        base = next((bases[k] for k in keys if k in bases), None)
         if base and "throughput" in run:
             run["ratio_to_baseline"] = round(run["throughput"]["msgs_per_s"] / base, 2)
     _add_scaling(runs)
