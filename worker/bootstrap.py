@@ -8,7 +8,6 @@ broker is down (every step is bounded and its failure logged).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 from collections.abc import Awaitable
 
@@ -28,7 +27,7 @@ from worker.messaging.migration import migrate_v1
 from worker.messaging.outbox import OutboxRelay
 from worker.messaging.partitions import PartitionManager
 from worker.messaging.publisher import AmqpPublisher
-from worker.messaging.topology import declare
+from worker.messaging.topology import declare, require_plugin
 from worker.observability.health import HealthServer
 from worker.observability.metrics import Metrics
 from worker.ports import UnitOfWorkT
@@ -62,6 +61,7 @@ class Worker:
         await self._start_health()
         self.session_factory = await self._open_database()
         self.consuming = await _open_broker(s, "fca-worker consume")
+        await require_plugin(s.amqp_urls[self.consuming.node], s)
         self.publishing = await _open_broker(s, "fca-worker publish")
         channel = await self.consuming.connection.channel()
         await declare(channel, s)
@@ -88,7 +88,7 @@ class Worker:
             in_place_retries=s.in_place_retries,
             in_place_backoff=s.in_place_backoff,
         )
-        await migrate_v1(self.consuming.connection, s)
+        migrated = await migrate_v1(s.amqp_urls[self.consuming.node], s)
         self.partitions = PartitionManager(
             self.session_factory,
             self.consuming,
@@ -104,7 +104,8 @@ class Worker:
         )
         self.relay.start()
         await self.partitions.start()
-        self._migrating = asyncio.create_task(self._migrate_forever(), name="migrate-v1")
+        if migrated.left:  # v1 workers may still be running: look again until it is gone
+            self._migrating = asyncio.create_task(self._migrate_forever(), name="migrate-v1")
         log.info(
             "worker.started",
             member=self.partitions.member_id,
@@ -153,9 +154,13 @@ class Worker:
     async def _migrate_forever(self) -> None:
         while True:
             await asyncio.sleep(MIGRATION_INTERVAL)
-            with contextlib.suppress(Exception):
-                assert self.consuming is not None
-                await migrate_v1(self.consuming.connection, self.settings)
+            assert self.consuming is not None
+            try:
+                url = self.settings.amqp_urls[self.consuming.node]
+                if not (await migrate_v1(url, self.settings)).left:
+                    return
+            except Exception as exc:
+                log.warning("migration.failed", error=type(exc).__name__)
 
     async def _broker_ready(self) -> bool:
         up = all(c is not None and c.up.is_set() for c in (self.consuming, self.publishing))

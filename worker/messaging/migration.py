@@ -9,7 +9,9 @@ worker, at start-up and then every ``interval`` seconds while they exist:
    exchange: body and properties unchanged, the ``fca-ordering-key`` header added from the
    payload when the publisher set none; each message is acked only after its copy was
    confirmed (a move killed half-way leaves a duplicate at worst, which the inbox ignores);
-3. deletes each of them once it is empty and unused.
+3. deletes each of them once it is empty and unused (a quorum queue cannot be deleted with
+   ``if-empty``/``if-unused`` on RabbitMQ 3.10, so the worker checks first, on a connection
+   of its own: a refused delete closes the whole connection).
 
 Commands published while the switch happens may reach the partitions before older ones of
 the same key still in the v1 queue: stop publishers for the upgrade where that matters.
@@ -18,7 +20,9 @@ the same key still in the v1 queue: stop publishers for the upgrade where that m
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
+import aio_pika
 import aiormq.exceptions
 import structlog
 from aio_pika import Message
@@ -44,21 +48,53 @@ def v1_queues(settings: Settings) -> list[str]:
     return [*delays, settings.command_queue]
 
 
-async def migrate_v1(connection: AbstractConnection, settings: Settings) -> int:
-    """Move what the v1 queues hold into the partitions; returns how many messages moved."""
-    moved = 0
+@dataclass(frozen=True, slots=True)
+class Migrated:
+    """What one pass did: messages moved, and how many v1 queues still exist."""
+
+    moved: int
+    left: int
+
+
+async def migrate_v1(broker_url: str, settings: Settings) -> Migrated:
+    """Move what the v1 queues hold into the partitions, and delete the emptied queues."""
+    connection = await aio_pika.connect(
+        broker_url, client_properties={"connection_name": "fca-worker migrate"}
+    )
+    try:
+        return await _migrate(connection, settings)
+    finally:
+        with contextlib.suppress(Exception):
+            await connection.close()
+
+
+async def _migrate(connection: AbstractConnection, settings: Settings) -> Migrated:
+    moved = left = 0
     for name in v1_queues(settings):
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         try:
             moved += await _empty(channel, name, settings)
+            left += await _exists(connection, name)
         except aiormq.exceptions.ChannelNotFoundEntity:
             pass  # no such queue: nothing to migrate
         finally:
             with contextlib.suppress(Exception):
                 await channel.close()
     if moved:
-        log.info("migration.moved_v1_messages", messages=moved)
-    return moved
+        log.info("migration.moved_v1_messages", messages=moved, queues_left=left)
+    return Migrated(moved, left)
+
+
+async def _exists(connection: AbstractConnection, name: str) -> bool:
+    channel = await connection.channel()
+    try:
+        await channel.declare_queue(name, passive=True)
+        return True
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            await channel.close()
 
 
 async def _empty(channel: AbstractChannel, name: str, settings: Settings) -> int:
@@ -72,8 +108,14 @@ async def _empty(channel: AbstractChannel, name: str, settings: Settings) -> int
         await target.publish(_copy(message), routing_key=message.routing_key or "", mandatory=True)
         await message.ack()
         moved += 1
-    with contextlib.suppress(Exception):
-        await queue.delete(if_unused=True, if_empty=True)
+    if name == settings.command_queue:  # quorum: no conditional delete, so check first
+        again = await channel.declare_queue(name, passive=True)
+        result = again.declaration_result
+        if result is not None and result.message_count == 0 and result.consumer_count == 0:
+            await again.delete(if_unused=False, if_empty=False)
+    else:  # classic
+        with contextlib.suppress(aiormq.exceptions.ChannelClosed):
+            await queue.delete(if_unused=True, if_empty=True)
     return moved
 
 

@@ -39,6 +39,10 @@ log = structlog.get_logger(__name__)
 
 Handler = Callable[[AbstractIncomingMessage, "PartitionQueue"], Awaitable[None]]
 
+BROKER_STEP_TIMEOUT = 15.0
+"""Seconds one broker step (open a channel, subscribe, close) may take: a queue without a
+leader (an election after a node died) may not answer at once, but must not stall a round."""
+
 
 class PartitionQueue:
     """One partition queue this replica consumes: its channel, its consumer, its deliveries."""
@@ -72,11 +76,12 @@ class PartitionQueue:
 
     async def start(self, broker: BrokerConnection, prefetch: int) -> None:
         """Open a channel and register the consumer (single active consumer per queue)."""
-        channel = await broker.connection.channel()
-        await channel.set_qos(prefetch_count=prefetch)
-        self._queue = await channel.get_queue(self.name, ensure=True)
-        self._channel = channel
-        self._tag = await self._queue.consume(self._on_message, no_ack=False)
+        async with asyncio.timeout(BROKER_STEP_TIMEOUT):
+            channel = await broker.connection.channel()
+            self._channel = channel
+            await channel.set_qos(prefetch_count=prefetch)
+            self._queue = await channel.get_queue(self.name, ensure=True)
+            self._tag = await self._queue.consume(self._on_message, no_ack=False)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         await self._handle(message, self)
@@ -85,7 +90,8 @@ class PartitionQueue:
         """Cancel the consumer and wait for every held delivery to settle; ``False`` on timeout."""
         if self._queue is not None and self._tag is not None:
             with contextlib.suppress(Exception):
-                await self._queue.cancel(self._tag)
+                async with asyncio.timeout(BROKER_STEP_TIMEOUT):
+                    await self._queue.cancel(self._tag)
         self._tag = None
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
@@ -98,10 +104,11 @@ class PartitionQueue:
     async def abort(self) -> None:
         """Close the channel at once; the broker returns whatever was not acked."""
         self._tag = None
-        if self._channel is not None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
             with contextlib.suppress(Exception):
-                await self._channel.close()
-        self._channel = None
+                async with asyncio.timeout(BROKER_STEP_TIMEOUT):
+                    await channel.close()
 
 
 def fair_share(partitions: int, members: list[str], me: str) -> int:
@@ -146,6 +153,7 @@ class PartitionManager:
         self._last_heartbeat = asyncio.get_running_loop().time()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
 
     def active(self) -> frozenset[int]:
         """The partitions this replica consumes now (their events are its to publish)."""
@@ -168,7 +176,9 @@ class PartitionManager:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
             try:
                 await self.tick()
             except Exception as exc:
@@ -185,6 +195,8 @@ class PartitionManager:
             for index in [p for p in self.owned if owners.get(p) != self.member_id]:
                 log.error("partitions.lost", partition=index)  # someone took it: stop at once
                 await self.owned.pop(index).abort()
+            for partition in [q for q in self.owned.values() if not q.consuming]:
+                await self._resume(partition)
             target = fair_share(self._count, members, self.member_id)
             excess = sorted(self.owned, reverse=True)[: max(0, len(self.owned) - target)]
             for index in excess:
@@ -236,6 +248,18 @@ class PartitionManager:
         self._metrics.rebalances.labels("given").inc()
         log.info("partitions.given_up", partition=index, drained=drained)
 
+    async def _resume(self, partition: PartitionQueue) -> None:
+        """Subscribe again to a partition we own (after a reconnect, or a failed attempt)."""
+        try:
+            await partition.start(self._broker, self._prefetch)
+        except Exception as exc:  # the next round tries again
+            await partition.abort()
+            log.warning(
+                "partitions.resume_failed", partition=partition.index, error=type(exc).__name__
+            )
+            return
+        log.info("partitions.resumed", partition=partition.index)
+
     async def _release(self, indexes: list[int]) -> None:
         async with self._sf() as session, session.begin():
             await MembershipRepository(session).release(indexes, self.member_id)
@@ -247,13 +271,11 @@ class PartitionManager:
 
     async def _connection_lost(self) -> None:
         # The broker has returned every unacked delivery; keep ownership, re-subscribe later.
-        for partition in self.owned.values():
+        for partition in list(self.owned.values()):
             await partition.abort()
 
     async def _connection_restored(self, _connection: object) -> None:
-        async with self._lock:
-            for partition in self.owned.values():
-                await partition.start(self._broker, self._prefetch)
+        self._wake.set()  # the next round re-subscribes every partition we still own
 
     async def stop(self) -> None:
         """Hand every partition over (drained), then leave the group."""

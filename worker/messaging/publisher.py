@@ -11,9 +11,11 @@ confirm; a publish that times out raises ``TimeoutError`` (transient). It implem
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
+import aiormq.exceptions
 from aio_pika import DeliveryMode, ExchangeType, Message
 from aio_pika.abc import AbstractChannel, AbstractExchange, HeadersType
 
@@ -46,6 +48,23 @@ class AmqpPublisher:
                 self._channel = channel
             return self._channel, self._events
 
+    @contextlib.asynccontextmanager
+    async def _confirmed(self) -> AsyncIterator[None]:
+        """Bound the wait; after a nack or a timeout, start the next publish on a new channel.
+
+        (Measured on RabbitMQ 3.10: a channel whose first publish to a quorum queue was
+        nacked, right after the leader's node died, has every later publish nacked too.)
+        """
+        try:
+            async with asyncio.timeout(self._timeout):
+                yield
+        except (aiormq.exceptions.DeliveryError, TimeoutError):
+            channel, self._channel, self._events = self._channel, None, None
+            if channel is not None:
+                with contextlib.suppress(Exception):
+                    await channel.close()
+            raise
+
     async def publish_events(self, events: Sequence[NewEvent]) -> None:
         """Publish events (and their replies) in order; returns once all are confirmed.
 
@@ -53,7 +72,7 @@ class AmqpPublisher:
         order); the confirms are awaited together.
         """
         channel, exchange = await self._open()
-        async with asyncio.timeout(self._timeout):
+        async with self._confirmed():
             await asyncio.gather(*(self._publish_event(channel, exchange, e) for e in events))
 
     async def _publish_event(
@@ -80,7 +99,7 @@ class AmqpPublisher:
             correlation_id=message.correlation_id,
         )
         channel, _ = await self._open()
-        async with asyncio.timeout(self._timeout):
+        async with self._confirmed():
             await channel.default_exchange.publish(body, routing_key=reply_to, mandatory=False)
 
     async def to_queue(
@@ -109,7 +128,7 @@ class AmqpPublisher:
             expiration=expiration_ms / 1000 if expiration_ms is not None else None,
         )
         channel, _ = await self._open()
-        async with asyncio.timeout(self._timeout):
+        async with self._confirmed():
             await channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
 
 

@@ -16,8 +16,12 @@ at-least-once`` (which needs ``x-overflow: reject-publish``). Works on RabbitMQ 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+from collections.abc import Iterator
 
+import aio_pika
 import aiormq.exceptions
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel
@@ -46,6 +50,48 @@ PLUGIN_MISSING = (
 _AT_LEAST_ONCE = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
 
 
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Silence a library logger for a moment (an expected failure is not news)."""
+    target = logging.getLogger(logger)
+    level, target.level = target.level, logging.CRITICAL + 1
+    try:
+        yield
+    finally:
+        target.level = level
+
+
+async def require_plugin(url: str, settings: Settings) -> None:
+    """Declare the consistent-hash exchange on a connection of its own, or refuse in one line.
+
+    Without the plugin the broker closes the whole connection (503 COMMAND_INVALID), so the
+    probe runs on a throw-away connection, with the client library's own complaint silenced.
+    """
+    connection = await aio_pika.connect(url, client_properties={"connection_name": "fca-probe"})
+    try:
+        with _quiet("aiormq.connection"):
+            channel = await connection.channel()
+            await _hash_exchange(channel, settings)
+    except aiormq.exceptions.AMQPError as exc:
+        if "exchange type" in str(exc).lower():
+            raise StartupError(PLUGIN_MISSING) from None
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            await connection.close()
+
+
+async def _hash_exchange(
+    channel: AbstractChannel, settings: Settings
+) -> aio_pika.abc.AbstractExchange:
+    return await channel.declare_exchange(
+        partitions_exchange_name(settings.command_queue),
+        PARTITIONS_EXCHANGE_TYPE,
+        durable=True,
+        arguments={"hash-header": HEADER_ORDERING_KEY},
+    )
+
+
 async def declare(channel: AbstractChannel, settings: Settings) -> None:
     """Declare exchanges, partitions, delay queues and the DLQ (safe to repeat)."""
     commands = await channel.declare_exchange(
@@ -58,17 +104,7 @@ async def declare(channel: AbstractChannel, settings: Settings) -> None:
         arguments={"x-queue-type": "quorum", "x-delivery-limit": DLQ_DELIVERY_LIMIT},
     )
     hash_exchange = partitions_exchange_name(settings.command_queue)
-    try:
-        partitions = await channel.declare_exchange(
-            hash_exchange,
-            PARTITIONS_EXCHANGE_TYPE,
-            durable=True,
-            arguments={"hash-header": HEADER_ORDERING_KEY},
-        )
-    except aiormq.exceptions.AMQPError as exc:
-        if "exchange type" in str(exc).lower():
-            raise StartupError(PLUGIN_MISSING) from None
-        raise
+    partitions = await _hash_exchange(channel, settings)
     await partitions.bind(commands, routing_key=COMMAND_QUEUE_BINDING_KEY)
     for index in range(settings.partitions):
         queue = await channel.declare_queue(
