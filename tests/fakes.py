@@ -39,7 +39,9 @@ class FakeInbox:
         self._store = store
         self.claimed: dict[str, str] = {}
 
-    async def claim(self, message_id: str, message_type: str, outcome: str) -> bool:
+    async def claim(
+        self, message_id: str, message_type: str, outcome: str, *, actor: str | None = None
+    ) -> bool:
         """Claim unless committed before or claimed in this unit of work."""
         if message_id in self._store.inbox or message_id in self.claimed:
             return False

@@ -72,7 +72,9 @@ class CommandBus:
         handler = self._handlers.commands[command.type]
         try:
             async with self._uow(handler.service) as uow:
-                if not await uow.inbox.claim(command.message_id, command.type, "applied"):
+                if not await uow.inbox.claim(
+                    command.message_id, command.type, "applied", actor=command.actor
+                ):
                     return "duplicate"
                 events = await handler.handle(command, uow)
                 _check_declared(command, events)
@@ -81,7 +83,9 @@ class CommandBus:
         except DomainError as exc:  # the change rolled back; commit the answer instead
             rejection = rejected(command, exc)
             async with self._uow(handler.service) as uow:
-                if not await uow.inbox.claim(command.message_id, command.type, "rejected"):
+                if not await uow.inbox.claim(
+                    command.message_id, command.type, "rejected", actor=command.actor
+                ):
                     return "duplicate"
                 pending = await stage(uow, [rejection], origin)
                 await uow.commit()

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 class Inbox(Protocol):
     """The message ids that already took effect."""
 
-    async def claim(self, message_id: str, message_type: str, outcome: str) -> bool:
+    async def claim(
+        self, message_id: str, message_type: str, outcome: str, *, actor: str | None = None
+    ) -> bool:
         """Record the id unless present: ``True`` if this unit of work claimed it."""
         ...
 

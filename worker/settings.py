@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -72,6 +73,26 @@ class Settings(BaseSettings):
     outbox_grace_seconds: float = Field(
         5.0, ge=0, description="Age before the relay sweep republishes an unsent event."
     )
+    inbox_retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="Days a handled message id is remembered (a redelivery within is a duplicate).",
+    )
+    dlq_replay_window_days: float = Field(
+        14.0,
+        gt=0,
+        description="Days a dead letter may be replayed (older ones could apply twice).",
+    )
+    outbox_retention_hours: float = Field(
+        24.0, gt=0, description="Hours a published event stays in the outbox table."
+    )
+    retention_interval: float = Field(
+        3600.0, gt=0, description="Seconds between pruning rounds of the inbox and outbox."
+    )
+    reply_to_pattern: str = Field(
+        topology.DEFAULT_REPLY_TO_PATTERN,
+        description="A reply_to must match this regular expression to be answered.",
+    )
     dlq_audit_log: Path = Field(
         Path("dlq-audit.log"), description="Where `worker dlq` appends its audit records."
     )
@@ -91,6 +112,28 @@ class Settings(BaseSettings):
         interval = info.data.get("membership_interval", 2.0)
         if value < 3 * interval:
             raise ValueError("must be at least three membership intervals")
+        return value
+
+    @field_validator("dlq_replay_window_days")
+    @classmethod
+    def _replays_inside_the_inbox_window(cls, value: float, info: ValidationInfo) -> float:
+        # A replayed command must still find its message id in the inbox if it was applied
+        # before (a replay killed half-way, a dead letter copied twice): the window in which
+        # dead letters may be replayed must end a day before the inbox forgets.
+        inbox = info.data.get("inbox_retention_days", 30.0)
+        if value + 1 > inbox:
+            raise ValueError(
+                f"must be at least one day shorter than WORKER_INBOX_RETENTION_DAYS ({inbox:g})"
+            )
+        return value
+
+    @field_validator("reply_to_pattern")
+    @classmethod
+    def _a_regular_expression(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
         return value
 
     @field_validator("retry_delays", mode="before")

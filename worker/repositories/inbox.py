@@ -31,7 +31,9 @@ class InboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def claim(self, message_id: str, message_type: str, outcome: str) -> bool:
+    async def claim(
+        self, message_id: str, message_type: str, outcome: str, *, actor: str | None = None
+    ) -> bool:
         """Record the id unless present: ``True`` if this transaction claimed it.
 
         ``INSERT … ON CONFLICT DO NOTHING``: one round trip, no aborted transaction on a
