@@ -46,6 +46,8 @@ __all__ = [
 
 _CUSTOMER_ID = "The customer's business id, e.g. CUST-000001."
 _TWO_ACCOUNTS = {"account_numbers": [ACCOUNT_NUMBER, "40000002"], "reason": "Suspected fraud"}
+_EVENT_REASON = "The command's reason (since contract v2; absent from v1 events)."
+_Reason = Annotated[str, single_line(500)]
 
 
 class AccountView(ContractModel):
@@ -114,13 +116,14 @@ class AccountsFrozenPayload(Payload):
     account_numbers: tuple[AccountNumber, ...] = Field(
         max_length=1000, description="The accounts this command actually froze."
     )
+    reason: _Reason | None = Field(default=None, description=_EVENT_REASON)
 
 
 class AccountsFrozen(RoutedEvent):
     """Accounts were frozen (those already frozen are not listed)."""
 
     routing_key = "account.frozen"
-    example = {"account_numbers": [ACCOUNT_NUMBER]}
+    example = {"account_numbers": [ACCOUNT_NUMBER], "reason": "Suspected fraud"}
     type: Literal["AccountsFrozen"] = "AccountsFrozen"
     payload: AccountsFrozenPayload
 
@@ -131,7 +134,7 @@ class FreezeAccountsPayload(Payload):
     account_numbers: tuple[AccountNumber, ...] = Field(
         min_length=1, max_length=1000, description="The accounts to freeze (1..1000)."
     )
-    reason: Annotated[str, single_line(500)] = Field(description="Why they are frozen.")
+    reason: _Reason = Field(description="Why they are frozen (stored, and carried in the event).")
 
 
 class FreezeAccounts(CommandEnvelope):
@@ -154,13 +157,14 @@ class AccountsUnfrozenPayload(Payload):
     account_numbers: tuple[AccountNumber, ...] = Field(
         max_length=1000, description="The accounts this command actually unfroze."
     )
+    reason: _Reason | None = Field(default=None, description=_EVENT_REASON)
 
 
 class AccountsUnfrozen(RoutedEvent):
     """Accounts were unfrozen (those that were not frozen are not listed)."""
 
     routing_key = "account.unfrozen"
-    example = {"account_numbers": [ACCOUNT_NUMBER]}
+    example = {"account_numbers": [ACCOUNT_NUMBER], "reason": "Fraud check cleared"}
     type: Literal["AccountsUnfrozen"] = "AccountsUnfrozen"
     payload: AccountsUnfrozenPayload
 
@@ -171,7 +175,7 @@ class UnfreezeAccountsPayload(Payload):
     account_numbers: tuple[AccountNumber, ...] = Field(
         min_length=1, max_length=1000, description="The accounts to unfreeze (1..1000)."
     )
-    reason: Annotated[str, single_line(500)] = Field(description="Why they are unfrozen.")
+    reason: _Reason = Field(description="Why they are unfrozen (stored, and carried in the event).")
 
 
 class UnfreezeAccounts(CommandEnvelope):

@@ -22,6 +22,7 @@ from worker.errors import (
 )
 from worker.repositories import AccountRepository
 from worker.services import AccountService, CustomerService
+from worker.services.accounts import Provenance
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Backend
@@ -113,7 +114,8 @@ async def test_freeze_accounts_freezes_existing_ones_in_a_single_update(
 
     async with AccountService(session_factory) as service:
         frozen = await service.freeze_accounts(
-            [second.account_number, "99999999", first.account_number, first.account_number]
+            [second.account_number, "99999999", first.account_number, first.account_number],
+            reason="Suspected fraud",
         )
         await service.commit()
 
@@ -129,8 +131,36 @@ async def test_freeze_accounts_of_already_frozen_accounts_freezes_nothing_more(
     account = await open_account()
     for expected in ([account.account_number], []):
         async with AccountService(session_factory) as service:
-            assert await service.freeze_accounts([account.account_number]) == expected
+            frozen = await service.freeze_accounts([account.account_number], reason="Fraud")
+            assert frozen == expected
             await service.commit()
+
+
+async def test_freezing_and_unfreezing_keep_a_history_of_reasons_actors_and_commands(
+    session_factory: SessionFactory, open_account: OpenAccount
+) -> None:
+    account, other = await open_account(), await open_account()
+    numbers = [account.account_number, other.account_number]
+    changes = [
+        ("freeze_accounts", "Suspected fraud", Provenance("agent:1", "m-1"), numbers),
+        ("freeze_accounts", "Again", Provenance("agent:2", "m-2"), numbers),  # changes nothing
+        ("unfreeze_accounts", "Cleared", Provenance(None, "m-3"), [account.account_number]),
+    ]
+    for method, reason, by, asked in changes:
+        async with AccountService(session_factory) as service:
+            await getattr(service, method)(asked, reason=reason, by=by)
+            await service.commit()
+
+    async with session_factory() as session:
+        history = await AccountRepository(session).status_history(account.account_number)
+        others = await AccountRepository(session).status_history(other.account_number)
+
+    assert [(h.status, h.reason, h.actor, h.message_id) for h in history] == [
+        ("frozen", "Suspected fraud", "agent:1", "m-1"),
+        ("active", "Cleared", None, "m-3"),
+    ]
+    assert [(h.status, h.message_id) for h in others] == [("frozen", "m-1")]
+    assert all(h.changed_at.tzinfo is not None for h in history)
 
 
 async def test_freeze_accounts_when_none_exist_is_rejected(
@@ -140,7 +170,7 @@ async def test_freeze_accounts_when_none_exist_is_rejected(
 
     async with AccountService(session_factory) as service:
         with pytest.raises(AccountsNotFound):
-            await service.freeze_accounts(["11111111", "22222222"])
+            await service.freeze_accounts(["11111111", "22222222"], reason="Fraud")
 
 
 async def test_record_transaction_credits_and_debits_with_exact_balances(

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from worker.repositories import (
     AccountRepository,
+    AuditRepository,
     ConversationRepository,
     CustomerRepository,
     FAQRepository,
@@ -34,6 +35,7 @@ REPOSITORIES: dict[str, type[Any]] = {
     "faqs": FAQRepository,
     "inbox": InboxRepository,
     "outbox": OutboxRepository,
+    "audit": AuditRepository,
 }
 
 

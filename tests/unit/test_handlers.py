@@ -18,6 +18,7 @@ from contracts import COMMAND_TYPES, MESSAGE_CLASSES, QUERY_TYPES, example_messa
 from worker.db.models import Account, Customer, Message, Transaction
 from worker.handlers import HANDLERS, accounts, conversations, customers
 from worker.services import AccountService, ConversationService, CustomerService
+from worker.services.accounts import Provenance
 
 pytestmark = pytest.mark.unit
 
@@ -89,13 +90,19 @@ async def test_account_status_changes_report_only_the_accounts_that_changed(
 ) -> None:
     service = mock(AccountService)
     setattr(service, method, AsyncMock(return_value=["40000001"]))
-    command = message(message_type, account_numbers=["40000001", "40000002"])
+    command = message(message_type, account_numbers=["40000001", "40000002"], reason="Fraud")
+    command = command.model_copy(update={"actor": "agent:7"})
 
     [event] = await getattr(accounts, method)(command, service)
 
-    getattr(service, method).assert_awaited_once_with(("40000001", "40000002"))
+    getattr(service, method).assert_awaited_once_with(
+        ("40000001", "40000002"),
+        reason="Fraud",
+        by=Provenance(actor="agent:7", message_id=command.message_id),
+    )
     assert event.type == event_type
     assert event.payload.account_numbers == ("40000001",)
+    assert (event.payload.reason, event.actor) == ("Fraud", "agent:7")
 
 
 async def test_record_transaction_reports_the_stored_amount_and_the_new_balance() -> None:

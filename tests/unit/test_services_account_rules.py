@@ -19,6 +19,7 @@ from worker.errors import (
     InsufficientFunds,
 )
 from worker.services import AccountService
+from worker.services.accounts import Provenance
 
 pytestmark = pytest.mark.unit
 
@@ -138,7 +139,7 @@ async def test_open_account_uses_a_fresh_account_number(service: Any) -> None:
 async def test_freeze_accounts_freezes_each_distinct_number_once_in_one_call(service: Any) -> None:
     service.accounts.change_status.return_value = ["1", "2"]
 
-    assert await service.freeze_accounts(["2", "1", "2", "9"]) == ["1", "2"]
+    assert await service.freeze_accounts(["2", "1", "2", "9"], reason="Fraud") == ["1", "2"]
 
     service.accounts.change_status.assert_awaited_once_with(
         ["1", "2", "9"], before="active", after="frozen"
@@ -146,12 +147,28 @@ async def test_freeze_accounts_freezes_each_distinct_number_once_in_one_call(ser
     service.accounts.count_existing.assert_not_awaited()
 
 
+@pytest.mark.parametrize(
+    ("method", "status"), [("freeze_accounts", "frozen"), ("unfreeze_accounts", "active")]
+)
+async def test_a_status_change_records_its_reason_actor_and_command_for_the_changed_accounts(
+    service: Any, method: str, status: str
+) -> None:
+    service.accounts.change_status.return_value = ["1"]
+    by = Provenance(actor="agent:7", message_id="m-1")
+
+    await getattr(service, method)(["1", "2"], reason="Checked", by=by)
+
+    service.accounts.record_status_change.assert_awaited_once_with(
+        ["1"], status=status, reason="Checked", actor="agent:7", message_id="m-1"
+    )
+
+
 async def test_freeze_accounts_when_none_exist_is_rejected(service: Any) -> None:
     service.accounts.change_status.return_value = []
     service.accounts.count_existing.return_value = 0
 
     with pytest.raises(AccountsNotFound) as caught:
-        await service.freeze_accounts(["8", "9"])
+        await service.freeze_accounts(["8", "9"], reason="Fraud")
 
     assert caught.value.reason == "accounts_not_found"
 
@@ -160,4 +177,4 @@ async def test_freeze_accounts_that_are_all_frozen_already_is_not_an_error(servi
     service.accounts.change_status.return_value = []
     service.accounts.count_existing.return_value = 2
 
-    assert await service.freeze_accounts(["1", "2"]) == []
+    assert await service.freeze_accounts(["1", "2"], reason="Fraud") == []

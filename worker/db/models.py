@@ -1,4 +1,4 @@
-"""The seven domain models and the worker's inbox and outbox tables.
+"""The seven domain models, the worker's inbox and outbox, and the audit tables.
 
 Integer surrogate keys stay inside the database; messages carry business ids
 (``customer_id``, ``account_number``, ``conversation_id``, ``escalation_id``, ``faq_id``).
@@ -14,6 +14,7 @@ from decimal import Decimal
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -61,17 +62,26 @@ def _updated() -> Mapped[datetime]:
 
 
 class Customer(Base):
-    """A customer; soft-deleted rows stay but finders skip them."""
+    """A customer; soft-deleted rows stay but finders skip them.
+
+    An erased customer (``erased_at`` set) keeps its row and business id for the accounts
+    tied to it, with no email (so the address is free again), no phone and no name.
+    """
 
     __tablename__ = "customers"
+    __table_args__ = (
+        CheckConstraint("email IS NOT NULL OR erased_at IS NOT NULL", name="email_or_erased"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(20), unique=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
     full_name: Mapped[str] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(32))
     is_vip: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     is_deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    erasure_basis: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
@@ -91,6 +101,20 @@ class Account(Base):
     )
     status: Mapped[str] = mapped_column(String(10), default="active", server_default="active")
     created_at: Mapped[datetime] = _created()
+
+
+class AccountStatusChange(Base):
+    """One status change of an account (frozen, active again): why, by whom, by which command."""
+
+    __tablename__ = "account_status_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    status: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(String(500))
+    actor: Mapped[str | None] = mapped_column(String(128))
+    message_id: Mapped[str | None] = mapped_column(String(128))
+    changed_at: Mapped[datetime] = _created()
 
 
 class Transaction(Base):
@@ -191,7 +215,23 @@ class InboxMessage(Base):
     message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     message_type: Mapped[str] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(16))
-    processed_at: Mapped[datetime] = _created()
+    processed_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), server_default=func.now(), nullable=False, index=True
+    )
+    """Indexed for pruning: the retention job deletes the oldest rows in small batches."""
+
+
+class CommandAudit(Base):
+    """Who asked for a command and what came of it; kept when the inbox forgets the id."""
+
+    __tablename__ = "command_audit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(128), index=True)
+    message_type: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str | None] = mapped_column(String(128))
+    outcome: Mapped[str] = mapped_column(String(16))
+    recorded_at: Mapped[datetime] = _created()
 
 
 class OutboxEvent(Base):

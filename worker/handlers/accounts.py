@@ -21,6 +21,7 @@ from contracts import (
 )
 from worker.handlers.registry import HANDLERS, Answer, emit
 from worker.services import AccountService
+from worker.services.accounts import Provenance
 
 
 @HANDLERS.command(OpenAccount, AccountService)
@@ -41,9 +42,13 @@ async def open_account(command: OpenAccount, service: AccountService) -> list[Ro
 
 @HANDLERS.command(FreezeAccounts, AccountService)
 async def freeze_accounts(command: FreezeAccounts, service: AccountService) -> list[RoutedEvent]:
-    """Freeze accounts in one UPDATE."""
-    frozen = await service.freeze_accounts(command.payload.account_numbers)
-    return [emit(command, AccountsFrozen, AccountsFrozenPayload(account_numbers=tuple(frozen)))]
+    """Freeze accounts in one UPDATE, recording why and who asked."""
+    p = command.payload
+    frozen = await service.freeze_accounts(
+        p.account_numbers, reason=p.reason, by=Provenance(command.actor, command.message_id)
+    )
+    payload = AccountsFrozenPayload(account_numbers=tuple(frozen), reason=p.reason)
+    return [emit(command, AccountsFrozen, payload)]
 
 
 @HANDLERS.command(RecordTransaction, AccountService)
@@ -88,7 +93,10 @@ async def list_customer_accounts(query: ListCustomerAccounts, service: AccountSe
 async def unfreeze_accounts(
     command: UnfreezeAccounts, service: AccountService
 ) -> list[RoutedEvent]:
-    """Make frozen accounts active again, in one UPDATE."""
-    unfrozen = await service.unfreeze_accounts(command.payload.account_numbers)
-    payload = AccountsUnfrozenPayload(account_numbers=tuple(unfrozen))
+    """Make frozen accounts active again, in one UPDATE, recording why and who asked."""
+    p = command.payload
+    unfrozen = await service.unfreeze_accounts(
+        p.account_numbers, reason=p.reason, by=Provenance(command.actor, command.message_id)
+    )
+    payload = AccountsUnfrozenPayload(account_numbers=tuple(unfrozen), reason=p.reason)
     return [emit(command, AccountsUnfrozen, payload)]

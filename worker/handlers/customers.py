@@ -27,6 +27,7 @@ async def create_customer(command: CreateCustomer, service: CustomerService) -> 
     customer = await service.create_customer(
         email=p.email, full_name=p.full_name, phone=p.phone, is_vip=p.is_vip
     )
+    assert customer.email is not None  # only an erased customer has none
     payload = CustomerCreatedPayload(
         customer_id=customer.customer_id,
         email=customer.email,

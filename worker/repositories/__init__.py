@@ -1,6 +1,7 @@
 """Repositories: one per resource, all on :class:`BaseRepository`; none of them commit."""
 
 from worker.repositories.accounts import AccountRepository
+from worker.repositories.audit import AuditRepository
 from worker.repositories.base import BaseRepository, Page, SoftDeleteMixin
 from worker.repositories.catalog import FAQRepository, ProductRepository
 from worker.repositories.conversations import ConversationRepository, MessageRepository
@@ -11,6 +12,7 @@ from worker.repositories.transactions import TransactionRepository
 
 __all__ = [
     "AccountRepository",
+    "AuditRepository",
     "BaseRepository",
     "ConversationRepository",
     "CustomerRepository",

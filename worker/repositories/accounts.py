@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, insert, literal, select, update
 
-from worker.db.models import Account
+from worker.db.models import Account, AccountStatusChange
 from worker.repositories.base import BaseRepository, clamp_limit
 from worker.repositories.sequences import next_number
 
@@ -57,6 +57,39 @@ class AccountRepository(BaseRepository[Account]):
             .execution_options(synchronize_session=False)
         )
         return sorted((await self.session.scalars(stmt)).all())
+
+    async def record_status_change(
+        self,
+        account_numbers: Sequence[str],
+        *,
+        status: str,
+        reason: str,
+        actor: str | None = None,
+        message_id: str | None = None,
+    ) -> int:
+        """Add one history row per account among ``account_numbers`` (one INSERT … SELECT)."""
+        if not account_numbers:
+            return 0
+        source = select(
+            Account.id,
+            literal(status),
+            literal(reason),
+            literal(actor, AccountStatusChange.actor.type),
+            literal(message_id, AccountStatusChange.message_id.type),
+        ).where(Account.account_number.in_(list(account_numbers)))
+        columns = ["account_id", "status", "reason", "actor", "message_id"]
+        stmt = insert(AccountStatusChange).from_select(columns, source)
+        return int((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+    async def status_history(self, account_number: str) -> list[AccountStatusChange]:
+        """The account's status changes, oldest first."""
+        stmt = (
+            select(AccountStatusChange)
+            .join(Account, Account.id == AccountStatusChange.account_id)
+            .where(Account.account_number == account_number)
+            .order_by(AccountStatusChange.id)
+        )
+        return list((await self.session.scalars(stmt)).all())
 
     async def count_existing(self, account_numbers: Sequence[str]) -> int:
         """How many of ``account_numbers`` exist."""

@@ -1,32 +1,71 @@
-"""The inbox: message ids that already took effect, for at-most-once processing."""
+"""The inbox: message ids that already took effect, for at-most-once processing.
+
+Claiming an id also writes the command's audit record (:class:`CommandAudit`: id, type,
+actor, outcome, time) in the same transaction. The inbox forgets old ids (retention); the
+audit keeps them.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import Table, bindparam
+from typing import Any
+
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worker.db.models import InboxMessage
+from worker.db.models import CommandAudit, InboxMessage
 
-# On every command's hot path: a Core statement built once per dialect (no ORM unit of
+# On every command's hot path: Core statements built once per dialect (no ORM unit of
 # work, no per-call statement construction).
 _INBOX: Table = InboxMessage.__table__  # type: ignore[assignment]
-_CLAIM = {
-    name: dialect_insert(_INBOX)
-    .values(
-        message_id=bindparam("message_id"),
-        message_type=bindparam("message_type"),
-        outcome=bindparam("outcome"),
+_AUDIT: Table = CommandAudit.__table__  # type: ignore[assignment]
+_AUDIT_COLUMNS = ["message_id", "message_type", "actor", "outcome", "recorded_at"]
+_ACTOR = bindparam("actor", type_=_AUDIT.c.actor.type)
+
+
+def _claim(dialect_insert: Any) -> Any:
+    return (
+        dialect_insert(_INBOX)
+        .values(
+            message_id=bindparam("message_id"),
+            message_type=bindparam("message_type"),
+            outcome=bindparam("outcome"),
+        )
+        .on_conflict_do_nothing(index_elements=["message_id"])
+        .returning(
+            _INBOX.c.message_id, _INBOX.c.message_type, _INBOX.c.outcome, _INBOX.c.processed_at
+        )
     )
-    .on_conflict_do_nothing(index_elements=["message_id"])
-    .returning(_INBOX.c.message_id)
-    for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
-}
+
+
+def _claim_and_audit() -> Any:
+    """PostgreSQL: the claim and the audit row in one round trip (a data-modifying CTE)."""
+    claimed = _claim(pg_insert).cte("claimed")
+    source = select(
+        claimed.c.message_id,
+        claimed.c.message_type,
+        _ACTOR,
+        claimed.c.outcome,
+        claimed.c.processed_at,
+    )
+    audited = insert(_AUDIT).from_select(_AUDIT_COLUMNS, source).cte("audited")
+    return select(claimed.c.message_id).add_cte(audited)
+
+
+_CLAIM_AND_AUDIT = _claim_and_audit()
+_CLAIM_SQLITE = _claim(sqlite_insert)
+_AUDIT_SQLITE = insert(_AUDIT).values(
+    message_id=bindparam("message_id"),
+    message_type=bindparam("message_type"),
+    actor=_ACTOR,
+    outcome=bindparam("outcome"),
+    recorded_at=bindparam("recorded_at"),
+)
 
 
 class InboxRepository:
-    """Message ids that already took effect."""
+    """Message ids that already took effect, and the audit record of each."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -36,10 +75,22 @@ class InboxRepository:
     ) -> bool:
         """Record the id unless present: ``True`` if this transaction claimed it.
 
-        ``INSERT … ON CONFLICT DO NOTHING``: one round trip, no aborted transaction on a
-        duplicate; on PostgreSQL a concurrent claim of the same id waits for the first
-        transaction and then sees the conflict (or wins if the first rolled back).
+        ``INSERT … ON CONFLICT DO NOTHING``: no aborted transaction on a duplicate; on
+        PostgreSQL a concurrent claim of the same id waits for the first transaction and
+        then sees the conflict (or wins if the first rolled back). A successful claim also
+        inserts the audit record: in the same statement on PostgreSQL, in a second one on
+        SQLite (which has no data-modifying CTEs). A duplicate gets no audit record.
         """
-        values = {"message_id": message_id, "message_type": message_type, "outcome": outcome}
-        stmt = _CLAIM[self.session.get_bind().dialect.name]
-        return (await self.session.scalar(stmt, values)) is not None
+        values = {
+            "message_id": message_id,
+            "message_type": message_type,
+            "outcome": outcome,
+            "actor": actor,
+        }
+        if self.session.get_bind().dialect.name == "postgresql":
+            return (await self.session.scalar(_CLAIM_AND_AUDIT, values)) is not None
+        claimed = (await self.session.execute(_CLAIM_SQLITE, values)).first()
+        if claimed is None:
+            return False
+        await self.session.execute(_AUDIT_SQLITE, {**values, "recorded_at": claimed.processed_at})
+        return True

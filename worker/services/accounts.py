@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from contracts import AccountView, TransactionView
@@ -23,6 +24,14 @@ MAX_BALANCE = Decimal("999999999999999.99")
 """The largest balance the wire format (15 integer digits) and NUMERIC(18, 2) both carry."""
 
 
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Who asked for a change (the envelope's ``actor``) and in which command."""
+
+    actor: str | None = None
+    message_id: str | None = None
+
+
 class AccountService(BaseService):
     """Accounts and the money that moves through them."""
 
@@ -40,21 +49,38 @@ class AccountService(BaseService):
         )
         return account, customer.customer_id
 
-    async def freeze_accounts(self, account_numbers: Sequence[str]) -> list[str]:
-        """Freeze every active account among ``account_numbers`` in one UPDATE."""
-        return await self._change_status(account_numbers, before="active", after="frozen")
+    async def freeze_accounts(
+        self, account_numbers: Sequence[str], *, reason: str, by: Provenance = Provenance()
+    ) -> list[str]:
+        """Freeze every active account among ``account_numbers`` in one UPDATE, recording why."""
+        return await self._change_status(
+            account_numbers, before="active", after="frozen", reason=reason, by=by
+        )
 
-    async def unfreeze_accounts(self, account_numbers: Sequence[str]) -> list[str]:
-        """Make every frozen account among ``account_numbers`` active again, in one UPDATE."""
-        return await self._change_status(account_numbers, before="frozen", after="active")
+    async def unfreeze_accounts(
+        self, account_numbers: Sequence[str], *, reason: str, by: Provenance = Provenance()
+    ) -> list[str]:
+        """Make every frozen account among ``account_numbers`` active again, recording why."""
+        return await self._change_status(
+            account_numbers, before="frozen", after="active", reason=reason, by=by
+        )
 
     async def _change_status(
-        self, account_numbers: Sequence[str], *, before: str, after: str
+        self,
+        account_numbers: Sequence[str],
+        *,
+        before: str,
+        after: str,
+        reason: str,
+        by: Provenance,
     ) -> list[str]:
         numbers = sorted(set(account_numbers))
         changed = await self.accounts.change_status(numbers, before=before, after=after)
         if not changed and not await self.accounts.count_existing(numbers):
             raise AccountsNotFound("none of the given accounts exist")
+        await self.accounts.record_status_change(
+            changed, status=after, reason=reason, actor=by.actor, message_id=by.message_id
+        )
         return changed
 
     async def record_transaction(

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worker.db.session import SessionFactory
 from worker.repositories import (
     AccountRepository,
+    AuditRepository,
     ConversationRepository,
     CustomerRepository,
     FAQRepository,
@@ -61,6 +62,7 @@ class BaseService:
         self.faqs = FAQRepository(session)
         self.inbox = InboxRepository(session)
         self.outbox = OutboxRepository(session)
+        self.audit = AuditRepository(session)
 
     @property
     def session(self) -> AsyncSession:

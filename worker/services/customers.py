@@ -82,7 +82,8 @@ class CustomerService(BaseService):
 
 
 def customer_view(c: Customer) -> CustomerView:
-    """The read model of a customer."""
+    """The read model of a live customer (erased ones are deleted: finders skip them)."""
+    assert c.email is not None, "only an erased customer has no email"
     return CustomerView(
         customer_id=c.customer_id,
         email=c.email,
