@@ -32,12 +32,16 @@ __all__ = [
     "CustomerCreatedPayload",
     "CustomerDeleted",
     "CustomerDeletedPayload",
+    "CustomerErased",
+    "CustomerErasedPayload",
     "CustomerFields",
     "CustomerUpdated",
     "CustomerUpdatedPayload",
     "CustomerView",
     "DeleteCustomer",
     "DeleteCustomerPayload",
+    "EraseCustomer",
+    "EraseCustomerPayload",
     "GetCustomer",
     "GetCustomerPayload",
     "GetCustomerResult",
@@ -226,6 +230,44 @@ class DeleteCustomer(CommandEnvelope):
     example = {"customer_id": CUSTOMER_ID}
     type: Literal["DeleteCustomer"] = "DeleteCustomer"
     payload: DeleteCustomerPayload
+
+
+# --- EraseCustomer (contract v2) --------------------------------------------------------------
+
+
+class CustomerErasedPayload(Payload):
+    """The fields of CustomerErased."""
+
+    customer_id: BusinessId = Field(description=_CUSTOMER_ID)
+
+
+class CustomerErased(RoutedEvent):
+    """A customer's name, email, phone and conversation texts were erased; accounts stay."""
+
+    routing_key = "customer.erased"
+    example = {"customer_id": CUSTOMER_ID}
+    type: Literal["CustomerErased"] = "CustomerErased"
+    payload: CustomerErasedPayload
+
+
+class EraseCustomerPayload(Payload):
+    """The fields of EraseCustomer."""
+
+    customer_id: BusinessId = Field(description=_CUSTOMER_ID)
+    legal_basis: Literal["gdpr_art17", "retention_expired"] = Field(
+        description="Why: a data subject's request (GDPR Art. 17) or the end of retention."
+    )
+
+
+class EraseCustomer(CommandEnvelope):
+    """Erase a customer's personal data for good, deleted or not (since contract v2); idempotent."""
+
+    events = (CustomerErased,)
+    ordering_fields = ("customer_id",)
+    rejections = ("customer_not_found",)
+    example = {"customer_id": CUSTOMER_ID, "legal_basis": "gdpr_art17"}
+    type: Literal["EraseCustomer"] = "EraseCustomer"
+    payload: EraseCustomerPayload
 
 
 # --- GetCustomer ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from worker.repositories import (
     MessageRepository,
     OutboxRepository,
     ProductRepository,
+    StoredEventRepository,
     TransactionRepository,
 )
 from worker.services import BaseService
@@ -36,6 +37,7 @@ REPOSITORIES: dict[str, type[Any]] = {
     "inbox": InboxRepository,
     "outbox": OutboxRepository,
     "audit": AuditRepository,
+    "stored_events": StoredEventRepository,
 }
 
 

@@ -105,6 +105,20 @@ async def test_account_status_changes_report_only_the_accounts_that_changed(
     assert (event.payload.reason, event.actor) == ("Fraud", "agent:7")
 
 
+async def test_erase_customer_reports_the_erased_id_and_passes_the_legal_basis() -> None:
+    service = mock(CustomerService)
+    service.erase_customer = AsyncMock(return_value=Customer(customer_id="CUST-000042"))
+    command = message("EraseCustomer", customer_id="CUST-000042", legal_basis="retention_expired")
+
+    [event] = await customers.erase_customer(command, service)
+
+    service.erase_customer.assert_awaited_once_with(
+        customer_id="CUST-000042", legal_basis="retention_expired"
+    )
+    assert (event.type, event.routing_key) == ("CustomerErased", "customer.erased")
+    assert event.payload.model_dump() == {"customer_id": "CUST-000042"}
+
+
 async def test_record_transaction_reports_the_stored_amount_and_the_new_balance() -> None:
     service = mock(AccountService)
     stored = Transaction(amount=Decimal("12.50"), reference="POS-1", balance_after=Decimal("7.50"))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
+from unittest.mock import MagicMock, call
 
 import pytest
 from sqlalchemy.exc import IntegrityError
@@ -133,3 +136,51 @@ async def test_get_customer_by_an_unknown_email_is_not_found(service: Any) -> No
 
     with pytest.raises(CustomerNotFound):
         await service.get_customer(email=random_email())
+
+
+async def test_erase_customer_of_an_unknown_id_is_not_found(service: Any) -> None:
+    service.customers.find_any_by_business_id.return_value = None
+
+    with pytest.raises(CustomerNotFound):
+        await service.erase_customer(customer_id="CUST-000404", legal_basis="gdpr_art17")
+
+    service.customers.erase.assert_not_awaited()
+
+
+async def test_erase_customer_finds_deleted_customers_and_erases_everything_in_order(
+    service: Any,
+) -> None:
+    deleted = Customer(**customer_data(id=7, customer_id="CUST-000007"), is_deleted=True)
+    service.customers.find_any_by_business_id.return_value = deleted
+    conversation = uuid.uuid4()
+    service.conversations.erase_for_customer.return_value = [conversation]
+    calls = MagicMock()
+    calls.attach_mock(service.customers.erase, "customer")
+    calls.attach_mock(service.conversations.erase_for_customer, "conversations")
+    calls.attach_mock(service.messages.erase_for_customer, "messages")
+    calls.attach_mock(service.stored_events.scrub_customer, "events")
+
+    erased = await service.erase_customer(customer_id="CUST-000007", legal_basis="gdpr_art17")
+
+    assert erased is deleted
+    # Conversations first: their row locks keep a concurrent append from slipping in.
+    assert calls.mock_calls == [
+        call.customer(7, legal_basis="gdpr_art17"),
+        call.conversations(7),
+        call.messages(7),
+        call.events("CUST-000007", [conversation]),
+    ]
+
+
+async def test_erasing_an_erased_customer_again_changes_nothing(service: Any) -> None:
+    erased = Customer(
+        **customer_data(id=7, customer_id="CUST-000007", email=None), erased_at=datetime.now(UTC)
+    )
+    service.customers.find_any_by_business_id.return_value = erased
+
+    assert (
+        await service.erase_customer(customer_id="CUST-000007", legal_basis="gdpr_art17") is erased
+    )
+
+    service.customers.erase.assert_not_awaited()
+    service.stored_events.scrub_customer.assert_not_awaited()

@@ -9,9 +9,12 @@ from contracts import (
     CustomerCreatedPayload,
     CustomerDeleted,
     CustomerDeletedPayload,
+    CustomerErased,
+    CustomerErasedPayload,
     CustomerUpdated,
     CustomerUpdatedPayload,
     DeleteCustomer,
+    EraseCustomer,
     GetCustomer,
     RoutedEvent,
     UpdateCustomer,
@@ -55,6 +58,14 @@ async def delete_customer(command: DeleteCustomer, service: CustomerService) -> 
     await service.delete_customer(command.payload.customer_id)
     payload = CustomerDeletedPayload(customer_id=command.payload.customer_id)
     return [emit(command, CustomerDeleted, payload)]
+
+
+@HANDLERS.command(EraseCustomer, CustomerService)
+async def erase_customer(command: EraseCustomer, service: CustomerService) -> list[RoutedEvent]:
+    """Erase a customer's personal data (GDPR Art. 17); financial records stay."""
+    p = command.payload
+    await service.erase_customer(customer_id=p.customer_id, legal_basis=p.legal_basis)
+    return [emit(command, CustomerErased, CustomerErasedPayload(customer_id=p.customer_id))]
 
 
 @HANDLERS.query(GetCustomer, CustomerService)

@@ -6,6 +6,7 @@ from worker.repositories.base import BaseRepository, Page, SoftDeleteMixin
 from worker.repositories.catalog import FAQRepository, ProductRepository
 from worker.repositories.conversations import ConversationRepository, MessageRepository
 from worker.repositories.customers import CustomerRepository
+from worker.repositories.erasure import StoredEventRepository
 from worker.repositories.inbox import InboxRepository
 from worker.repositories.outbox import NewEvent, OutboxRepository, PendingEvent
 from worker.repositories.transactions import TransactionRepository
@@ -25,5 +26,6 @@ __all__ = [
     "PendingEvent",
     "ProductRepository",
     "SoftDeleteMixin",
+    "StoredEventRepository",
     "TransactionRepository",
 ]

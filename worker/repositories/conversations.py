@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    SQLColumnExpression,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 
 from worker.db.models import Conversation, Message
 from worker.repositories.base import (
@@ -15,6 +25,7 @@ from worker.repositories.base import (
     encode_sequence_cursor,
     keyset_page,
 )
+from worker.repositories.customers import ERASED
 from worker.repositories.sequences import next_number
 
 _BY_UUID = select(Conversation).where(Conversation.conversation_id == bindparam("uuid")).limit(1)
@@ -22,6 +33,13 @@ _LOCK_BY_UUID = _BY_UUID.with_for_update().execution_options(populate_existing=T
 _NEXT_SEQUENCE = select(func.coalesce(func.max(Message.sequence), 0) + 1).where(
     Message.conversation_id == bindparam("conversation_pk")
 )
+
+
+def _erased(column: SQLColumnExpression[str | None]) -> ColumnElement[str | None]:
+    """``column`` replaced by the erased marker, where it held anything."""
+    return case((column.is_(None), None), else_=literal(ERASED))
+
+
 _TOUCH = (
     update(Conversation)
     .where(Conversation.id == bindparam("pk"))
@@ -78,6 +96,27 @@ class ConversationRepository(BaseRepository[Conversation]):
             descending=False,
         )
 
+    async def erase_for_customer(self, customer_pk: int) -> list[uuid.UUID]:
+        """Close the customer's conversations and replace their free text (subject,
+        escalation reason, resolution); returns their conversation ids.
+
+        Run it before :meth:`MessageRepository.erase_for_customer`: it locks the rows a
+        concurrent append waits on, so no message slips in after the erasure.
+        """
+        stmt = (
+            update(Conversation)
+            .where(Conversation.customer_id == customer_pk)
+            .values(
+                status="closed",
+                subject=_erased(Conversation.subject),
+                escalation_reason=_erased(Conversation.escalation_reason),
+                resolution=_erased(Conversation.resolution),
+            )
+            .returning(Conversation.conversation_id)
+            .execution_options(synchronize_session=False)
+        )
+        return sorted((await self.session.scalars(stmt)).all())
+
     async def touch(self, conversation_pk: int) -> None:
         """Mark the conversation as active now (``updated_at``), in one statement built once."""
         await self.session.execute(_TOUCH, {"pk": conversation_pk})
@@ -132,6 +171,17 @@ class MessageRepository(BaseRepository[Message]):
             .returning(Message)
         )
         return (await self.session.scalars(stmt)).one()
+
+    async def erase_for_customer(self, customer_pk: int) -> int:
+        """Replace the content of every message in the customer's conversations."""
+        theirs = select(Conversation.id).where(Conversation.customer_id == customer_pk)
+        stmt = (
+            update(Message)
+            .where(Message.conversation_id.in_(theirs))
+            .values(content=ERASED)
+            .execution_options(synchronize_session=False)
+        )
+        return int((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
 
     async def next_sequence(self, conversation_pk: int) -> int:
         """The next sequence number; call it with the conversation row locked."""

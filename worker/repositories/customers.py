@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select
+from datetime import UTC, datetime
+
+from sqlalchemy import bindparam, func, select, true, update
 
 from worker.db.models import Customer
 from worker.repositories.base import BaseRepository, SoftDeleteMixin, clamp_limit
@@ -16,6 +18,9 @@ _BY_BUSINESS_ID = (
     select(Customer).where(Customer.customer_id == bindparam("customer_id"), _LIVE).limit(1)
 )
 _EMAIL_IN_USE = select(func.count()).where(Customer.email == bindparam("email"))
+
+ERASED = "[erased]"
+"""What replaces erased free text (names, message contents, subjects, reasons, resolutions)."""
 
 
 class CustomerRepository(SoftDeleteMixin[Customer], BaseRepository[Customer]):
@@ -34,6 +39,29 @@ class CustomerRepository(SoftDeleteMixin[Customer], BaseRepository[Customer]):
     async def email_in_use(self, email: str) -> bool:
         """Whether any row, deleted or not, holds this email (it stays unique)."""
         return bool(await self.session.scalar(_EMAIL_IN_USE, {"email": email.strip().lower()}))
+
+    async def find_any_by_business_id(self, customer_id: str) -> Customer | None:
+        """The customer with this ``CUST-…`` id, deleted or erased ones included."""
+        stmt = select(Customer).where(Customer.customer_id == customer_id)
+        return await self.session.scalar(stmt.limit(1))
+
+    async def erase(self, customer_pk: int, *, legal_basis: str) -> None:
+        """Replace the customer's personal data for good: no email (free again), no phone,
+        the name replaced; the row stays (soft-deleted) for the records tied to it."""
+        stmt = (
+            update(Customer)
+            .where(Customer.id == customer_pk)
+            .values(
+                email=None,
+                full_name=ERASED,
+                phone=None,
+                is_deleted=true(),
+                erased_at=datetime.now(UTC),
+                erasure_basis=legal_basis,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(stmt)
 
     async def business_ids(self, customer_pks: set[int]) -> dict[int, str]:
         """Map surrogate keys to business ids (deleted customers included), in one query."""

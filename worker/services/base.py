@@ -22,6 +22,7 @@ from worker.repositories import (
     MessageRepository,
     OutboxRepository,
     ProductRepository,
+    StoredEventRepository,
     TransactionRepository,
 )
 
@@ -63,6 +64,7 @@ class BaseService:
         self.inbox = InboxRepository(session)
         self.outbox = OutboxRepository(session)
         self.audit = AuditRepository(session)
+        self.stored_events = StoredEventRepository(session)
 
     @property
     def session(self) -> AsyncSession:

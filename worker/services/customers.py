@@ -1,4 +1,4 @@
-"""Customer rules: unique emails, business ids, soft delete."""
+"""Customer rules: unique emails, business ids, soft delete, erasure."""
 
 from __future__ import annotations
 
@@ -67,6 +67,25 @@ class CustomerService(BaseService):
         """Soft-delete the customer: the row stays, finders stop returning it."""
         customer = await require_customer(self.customers, customer_id)
         await self.customers.delete(customer.id)
+        return customer
+
+    async def erase_customer(self, *, customer_id: str, legal_basis: str) -> Customer:
+        """Erase the customer's personal data for good (GDPR Art. 17); idempotent.
+
+        The customer row (its email freed, name and phone gone), the free text of its
+        conversations (closed) and messages, and the personal fields of stored events are
+        replaced; accounts and transactions stay under the pseudonymous ``customer_id``.
+        A deleted customer can be erased; an erased one again is a success with no change.
+        """
+        customer = await self.customers.find_any_by_business_id(customer_id)
+        if customer is None:
+            raise CustomerNotFound(f"no customer {customer_id}")
+        if customer.erased_at is not None:
+            return customer
+        await self.customers.erase(customer.id, legal_basis=legal_basis)
+        conversation_ids = await self.conversations.erase_for_customer(customer.id)
+        await self.messages.erase_for_customer(customer.id)
+        await self.stored_events.scrub_customer(customer_id, conversation_ids)
         return customer
 
     async def get_customer(

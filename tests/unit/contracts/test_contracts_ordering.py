@@ -66,6 +66,7 @@ EXPECTED_KEYS = {
     "CreateCustomer": "email:ada@example.com",
     "UpdateCustomer": "customer_id:CUST-000001",
     "DeleteCustomer": "customer_id:CUST-000001",
+    "EraseCustomer": "customer_id:CUST-000001",
     "OpenAccount": "customer_id:CUST-000001",
     "FreezeAccounts": f"message_id:{MID}",  # two accounts: no single key
     "UnfreezeAccounts": f"message_id:{MID}",

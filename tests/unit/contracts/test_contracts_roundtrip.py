@@ -40,9 +40,9 @@ def body_of(message: dict[str, Any]) -> bytes:
 
 
 def test_the_registry_knows_every_contract_type() -> None:
-    assert len(COMMAND_TYPES) == 13  # v2 added UnfreezeAccounts
+    assert len(COMMAND_TYPES) == 14  # v2 added UnfreezeAccounts, EraseCustomer
     assert len(QUERY_TYPES) == 7  # v2 added GetConversationTranscript
-    assert len(EVENT_TYPES) == 16  # v2 added AccountsUnfrozen
+    assert len(EVENT_TYPES) == 17  # v2 added AccountsUnfrozen, CustomerErased
     assert set(MESSAGE_CLASSES) == COMMAND_TYPES | QUERY_TYPES | EVENT_TYPES
 
 

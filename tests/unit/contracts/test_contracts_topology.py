@@ -28,6 +28,7 @@ CONTRACT_ROUTING_KEYS = {
     "CustomerCreated": "customer.created",
     "CustomerUpdated": "customer.updated",
     "CustomerDeleted": "customer.deleted",
+    "CustomerErased": "customer.erased",
     "AccountOpened": "account.opened",
     "AccountsFrozen": "account.frozen",
     "AccountsUnfrozen": "account.unfrozen",
