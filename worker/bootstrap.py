@@ -31,6 +31,7 @@ from worker.messaging.topology import declare, require_plugin
 from worker.observability.health import HealthServer
 from worker.observability.metrics import Metrics
 from worker.ports import UnitOfWorkT
+from worker.retention import RetentionJob
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -53,6 +54,7 @@ class Worker:
         self.partitions: PartitionManager | None = None
         self.metrics = Metrics()
         self.health: HealthServer | None = None
+        self.retention: RetentionJob | None = None
         self._migrating: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -102,7 +104,14 @@ class Worker:
             publish_backlog=self.relay.drain_partition,
             metrics=self.metrics,
         )
+        self.retention = RetentionJob(
+            self.session_factory,
+            inbox_days=s.inbox_retention_days,
+            outbox_hours=s.outbox_retention_hours,
+            interval=s.retention_interval,
+        )
         self.relay.start()
+        self.retention.start()
         await self.partitions.start()
         if migrated.left:  # v1 workers may still be running: look again until it is gone
             self._migrating = asyncio.create_task(self._migrate_forever(), name="migrate-v1")
@@ -193,6 +202,8 @@ class Worker:
             self._migrating.cancel()
         if self.partitions is not None:
             await _step("partitions", self.partitions.stop(), timeout * 2)
+        if self.retention is not None:
+            await _step("retention", self.retention.stop(), timeout)
         if self.relay is not None:
             await _step("relay", self.relay.stop(), timeout)
         for broker in (self.consuming, self.publishing):

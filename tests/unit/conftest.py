@@ -19,6 +19,7 @@ from worker.repositories import (
     MessageRepository,
     OutboxRepository,
     ProductRepository,
+    RetentionRepository,
     StoredEventRepository,
     TransactionRepository,
 )
@@ -38,6 +39,7 @@ REPOSITORIES: dict[str, type[Any]] = {
     "outbox": OutboxRepository,
     "audit": AuditRepository,
     "stored_events": StoredEventRepository,
+    "retention": RetentionRepository,
 }
 
 

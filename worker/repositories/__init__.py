@@ -9,6 +9,7 @@ from worker.repositories.customers import CustomerRepository
 from worker.repositories.erasure import StoredEventRepository
 from worker.repositories.inbox import InboxRepository
 from worker.repositories.outbox import NewEvent, OutboxRepository, PendingEvent
+from worker.repositories.retention import RetentionRepository
 from worker.repositories.transactions import TransactionRepository
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Page",
     "PendingEvent",
     "ProductRepository",
+    "RetentionRepository",
     "SoftDeleteMixin",
     "StoredEventRepository",
     "TransactionRepository",

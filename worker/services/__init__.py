@@ -5,6 +5,7 @@ from worker.services.base import BaseService
 from worker.services.catalog import CatalogService
 from worker.services.conversations import ConversationService
 from worker.services.customers import CustomerService
+from worker.services.retention import RetentionService
 
 __all__ = [
     "AccountService",
@@ -12,4 +13,5 @@ __all__ = [
     "CatalogService",
     "ConversationService",
     "CustomerService",
+    "RetentionService",
 ]

@@ -22,6 +22,7 @@ from worker.repositories import (
     MessageRepository,
     OutboxRepository,
     ProductRepository,
+    RetentionRepository,
     StoredEventRepository,
     TransactionRepository,
 )
@@ -65,6 +66,7 @@ class BaseService:
         self.outbox = OutboxRepository(session)
         self.audit = AuditRepository(session)
         self.stored_events = StoredEventRepository(session)
+        self.retention = RetentionRepository(session)
 
     @property
     def session(self) -> AsyncSession:
