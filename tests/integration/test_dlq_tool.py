@@ -1,8 +1,11 @@
-"""The DLQ tool against a real broker: list, show, replay, purge, and a replay killed half-way.
+"""The DLQ tool against a real broker: list, show, replay, purge, and runs killed half-way.
 
 Each test declares its own exchanges and queues (with the worker's own topology code, under
 names unique to the test) in the session's vhost, and fills the DLQ with valid commands
 carrying the headers the worker's consumer writes when it dead-letters (``failure_headers``).
+Their AMQP ``message_id`` is never the envelope's: a random one (as older workers set on
+their copies) on two in three, none at all on the rest; the tool must name each by its
+envelope's id.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -20,16 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aio_pika
+import pika
 import pytest
-from aio_pika import DeliveryMode, ExchangeType, Message
+from aio_pika import ExchangeType, Message
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from click.testing import CliRunner, Result
 
 from contracts.examples import example_message
 from contracts.fields import ErrorType
+from testkit.amqp import AmqpClient
 from testkit.services import run_sync
 from worker.cli.dlq import dlq
-from worker.dlq import AuditLog, DlqError, Selector, browse, find, purge, replay
+from worker.dlq import AuditLog, DlqError, ReplayWindow, Selector, browse, find, purge, replay
 from worker.dlq.render import page
 from worker.messaging.consumer import failure_headers
 from worker.messaging.delivery import Delivery
@@ -53,6 +59,7 @@ class Letter:
     error_type: str
     body: bytes
     headers: dict[str, object]
+    amqp_id: str | None
 
 
 def make_letters(count: int, types: Sequence[str] = TYPES) -> list[Letter]:
@@ -60,28 +67,43 @@ def make_letters(count: int, types: Sequence[str] = TYPES) -> list[Letter]:
     letters = []
     for i in range(count):
         message_id, kind, error_type = str(uuid.uuid4()), types[i % len(types)], ERROR_TYPES[i % 3]
+        amqp_id = uuid.uuid4().hex if i % 3 else None
         envelope = {**example_message(kind), "message_id": message_id, "note": f"naïve {i}"}
         body = json.dumps(envelope, indent=1, ensure_ascii=False).encode()
-        delivery = Delivery(body, kind, {"trace-id": f"t-{i}"}, message_id, type=kind)
+        delivery = Delivery(body, kind, {"trace-id": f"t-{i}"}, amqp_id, type=kind)
         failure = Failure(ErrorType(error_type), f"failure {i}", i % 5 + 1)
         headers: dict[str, object] = dict(failure_headers(delivery, failure))
-        letters.append(Letter(message_id, kind, error_type, body, headers))
+        letters.append(Letter(message_id, kind, error_type, body, headers, amqp_id))
     return letters
 
 
-async def put(channel: AbstractChannel, queue: str, letters: Sequence[Letter]) -> None:
-    """Publish the letters to ``queue``, in order, each confirmed."""
-    for letter in letters:
-        message = Message(
-            letter.body,
-            headers=letter.headers,  # type: ignore[arg-type]
-            message_id=letter.message_id,
-            type=letter.type,
-            correlation_id=f"corr-{letter.message_id}",
-            content_type="application/json",
-            delivery_mode=DeliveryMode.PERSISTENT,
-        )
-        await channel.default_exchange.publish(message, routing_key=queue)
+def envelope_id(message: AbstractIncomingMessage) -> str:
+    """The ``message_id`` in a message's body."""
+    return str(json.loads(message.body)["message_id"])
+
+
+async def put(settings: Settings, letters: Sequence[Letter]) -> None:
+    """Publish the letters to the DLQ, in order, each confirmed.
+
+    Through pika, because aio-pika (aiormq) gives every message without a ``message_id``
+    a random one, and some letters must arrive without any.
+    """
+    url = settings.amqp_url.get_secret_value()
+    await asyncio.to_thread(_put_with_pika, url, settings.dead_letter_queue, letters)
+
+
+def _put_with_pika(url: str, queue: str, letters: Sequence[Letter]) -> None:
+    with AmqpClient(url) as client:
+        for letter in letters:
+            properties = pika.BasicProperties(
+                headers=letter.headers,
+                message_id=letter.amqp_id,
+                type=letter.type,
+                correlation_id=f"corr-{letter.message_id}",
+                content_type="application/json",
+                delivery_mode=2,
+            )
+            client.publish_raw("", queue, letter.body, properties)
 
 
 async def count(channel: AbstractChannel, queue: str) -> int:
@@ -112,8 +134,8 @@ def views(messages: Sequence[AbstractIncomingMessage]) -> list[tuple[object, ...
 
 
 def letter_views(letters: Sequence[Letter]) -> list[tuple[object, ...]]:
-    """The views the DLQ should hold for these letters."""
-    return [(x.message_id, x.type, x.body, x.headers) for x in letters]
+    """The views the DLQ should hold for these letters (their AMQP ids untouched)."""
+    return [(x.amqp_id, x.type, x.body, x.headers) for x in letters]
 
 
 def audit_records(path: Path) -> list[dict[str, object]]:
@@ -164,7 +186,7 @@ async def channel(settings: Settings) -> AsyncIterator[AbstractChannel]:
 async def letters(channel: AbstractChannel, settings: Settings) -> list[Letter]:
     """500 dead letters in the DLQ."""
     letters = make_letters(500)
-    await put(channel, settings.dead_letter_queue, letters)
+    await put(settings, letters)
     return letters
 
 
@@ -211,10 +233,11 @@ async def test_shows_one_dead_letter_in_full(
     assert len(found) == 1
     assert found[0].body == target.body
     assert own_headers(found[0].headers) == target.headers
-    shown = page(found[0])
+    shown = page(found[0], ReplayWindow.of(settings))
     assert json.dumps(json.loads(target.body), indent=2, ensure_ascii=False) in shown
     assert f'"correlation_id": "corr-{target.message_id}"' in shown
     assert await find(settings, "no-such-id") == []
+    assert await find(settings, str(letters[124].amqp_id)) == []  # a random copy id names nothing
     assert views(await drain(channel, settings.dead_letter_queue)) == letter_views(letters)
 
 
@@ -243,9 +266,14 @@ async def test_replays_exactly_the_selected_messages(
         assert headers["fca-error-message"] == original.headers["fca-error-message"]
     rest = [x for x in letters if x.message_id not in by_id]
     assert views(await drain(channel, settings.dead_letter_queue)) == letter_views(rest)
-    started, finished = audit_records(audit.path)
-    assert (started["phase"], finished["phase"]) == ("started", "finished")
-    assert started["run_id"] == finished["run_id"]
+    started, removing, finished = audit_records(audit.path)
+    assert [r["phase"] for r in (started, removing, finished)] == [
+        "started",
+        "removing",
+        "finished",
+    ]
+    assert started["run_id"] == removing["run_id"] == finished["run_id"]
+    assert removing["message_ids"] == ids
     assert (finished["action"], finished["dry_run"], finished["message_ids"]) == (
         "replay",
         False,
@@ -287,7 +315,7 @@ async def test_a_replay_that_comes_straight_back_is_not_replayed_twice_in_one_ru
     dead_letters = await channel.declare_queue(settings.dead_letter_queue, passive=True)
     await dead_letters.bind(loop, routing_key="#")
     letters = make_letters(20)
-    await put(channel, settings.dead_letter_queue, letters)
+    await put(settings, letters)
     looping = settings.model_copy(update={"commands_exchange": loop.name})
 
     summary = await replay(looping, Selector(), audit=audit)
@@ -307,7 +335,7 @@ async def test_an_unroutable_replay_fails_loudly_and_stays_in_the_dlq(
     commands = await channel.declare_queue(sink(settings), passive=True)
     await commands.bind(narrow, routing_key="CreateCustomer")
     letters = make_letters(6, types=("CreateCustomer", "OpenAccount"))
-    await put(channel, settings.dead_letter_queue, letters)
+    await put(settings, letters)
     routed = settings.model_copy(update={"commands_exchange": narrow.name})
 
     summary = await replay(routed, Selector(), audit=audit)
@@ -336,7 +364,8 @@ async def test_lists_and_replays_what_the_broker_dead_lettered(
         },
     )
     await source.bind(source_exchange, routing_key="#")
-    body = json.dumps(example_message("OpenAccount")).encode()
+    message_id = str(uuid.uuid4())
+    body = json.dumps({**example_message("OpenAccount"), "message_id": message_id}).encode()
     await source_exchange.publish(Message(body, message_id="crashy"), routing_key="OpenAccount")
     delivered = await source.get(no_ack=False)
     await delivered.nack(requeue=True)
@@ -344,17 +373,19 @@ async def test_lists_and_replays_what_the_broker_dead_lettered(
 
     [letter] = (await browse(settings, selector=Selector())).letters
     assert (letter.message_id, letter.type, letter.error_type) == (
-        "crashy",
+        message_id,
         "OpenAccount",
         "delivery_limit",
     )
     assert letter.original_routing_key == "OpenAccount"
     assert letter.first_failed_at is not None
+    assert letter.dead_since is not None
     summary = await replay(settings, Selector.of(error_type="delivery_limit"), audit=audit)
 
-    assert summary.replayed == ["crashy"]
+    assert summary.replayed == [message_id]
     [arrived] = await drain(channel, sink(settings))
     assert (arrived.body, arrived.routing_key) == (body, "OpenAccount")
+    assert arrived.message_id == message_id
     assert not {k for k in arrived.headers or {} if k.startswith("x-")} - {"x-delivery-count"}
 
 
@@ -362,7 +393,7 @@ async def test_purges_only_the_selected_messages(
     settings: Settings, channel: AbstractChannel, audit: AuditLog
 ) -> None:
     letters = make_letters(10)
-    await put(channel, settings.dead_letter_queue, letters)
+    await put(settings, letters)
     gone = [letters[2].message_id, letters[7].message_id]
 
     summary = await purge(settings, Selector.of(message_ids=gone), audit=audit)
@@ -370,7 +401,9 @@ async def test_purges_only_the_selected_messages(
     assert (summary.purged, summary.skipped) == (gone, 8)
     rest = [x for x in letters if x.message_id not in gone]
     assert views(await drain(channel, settings.dead_letter_queue)) == letter_views(rest)
-    assert audit_records(audit.path)[-1]["message_ids"] == gone
+    records = audit_records(audit.path)
+    assert [r["phase"] for r in records] == ["started", "removing", "finished"]
+    assert records[1]["message_ids"] == records[2]["message_ids"] == gone
 
 
 async def test_a_missing_queue_is_a_clear_error(settings: Settings) -> None:
@@ -415,7 +448,7 @@ async def _setup(settings: Settings, letters: Sequence[Letter]) -> None:
         channel = await connection.channel()
         await declare(channel, settings)
         await bind_sink(channel, settings)
-        await put(channel, settings.dead_letter_queue, letters)
+        await put(settings, letters)
 
 
 async def _take(settings: Settings, queue: str) -> list[AbstractIncomingMessage]:
@@ -484,7 +517,7 @@ def test_cli_purges_only_with_yes(settings: Settings, tmp_path: Path) -> None:
     assert everything.exit_code == 0, everything.output
     assert run_sync(_counts(settings)) == (0, 0)
     actions = [(r["action"], r["phase"]) for r in audit_records(tmp_path / "audit.log")]
-    assert actions == [("purge", "started"), ("purge", "finished")] * 2
+    assert actions == [("purge", "started"), ("purge", "removing"), ("purge", "finished")] * 2
 
 
 SLOW_REPLAY = """
@@ -531,12 +564,15 @@ def test_a_replay_killed_half_way_loses_nothing(settings: Settings, tmp_path: Pa
 
     assert again.exit_code == 0, again.output
     selected = {x.message_id for x in letters if x.error_type == "transient"}
-    on_commands = Counter(m.message_id for m in run_sync(_take(settings, sink(settings))))
-    in_dlq = {m.message_id for m in run_sync(_take(settings, settings.dead_letter_queue))}
+    on_commands = Counter(envelope_id(m) for m in run_sync(_take(settings, sink(settings))))
+    in_dlq = {envelope_id(m) for m in run_sync(_take(settings, settings.dead_letter_queue))}
     assert set(on_commands) == selected
     assert in_dlq == {x.message_id for x in letters} - selected
     records = audit_records(tmp_path / "audit.log")
-    assert [r["phase"] for r in records] == ["started", "started", "finished"]
+    phases = [r["phase"] for r in records if r["phase"] != "removing"]
+    assert phases == ["started", "started", "finished"]
+    # every replayed message was named before it left
+    assert named_for_removal(tmp_path / "audit.log") == selected
 
 
 async def _wait_for_returns(settings: Settings, total: int) -> None:
@@ -550,3 +586,111 @@ async def _wait_for_returns(settings: Settings, total: int) -> None:
             )
 
         await wait_until(both, total)
+
+
+# The CLI with small audit batches, every ack (deletion) slowed down and counted in ./acks.
+SLOW_PURGE = """
+import asyncio, aio_pika.message, worker.dlq.audit
+worker.dlq.audit.BATCH_SIZE = 16
+ack = aio_pika.message.IncomingMessage.ack
+async def slow(self, *args, **kwargs):
+    await asyncio.sleep(0.02)
+    await ack(self, *args, **kwargs)
+    with open("acks", "a") as acks:
+        acks.write("1\\n")
+aio_pika.message.IncomingMessage.ack = slow
+from worker.cli.dlq import dlq
+dlq(prog_name="worker dlq")
+"""
+
+
+def removing_records(path: Path) -> list[dict[str, object]]:
+    """The audit log's ``removing`` records (none while the file does not exist)."""
+    if not path.exists():
+        return []
+    return [r for r in audit_records(path) if r["phase"] == "removing"]
+
+
+def named_for_removal(path: Path) -> set[str]:
+    """Every message id the audit log named before removing it."""
+    named: set[str] = set()
+    for record in removing_records(path):
+        message_ids = record["message_ids"]
+        assert isinstance(message_ids, list)
+        named.update(str(m) for m in message_ids)
+    return named
+
+
+async def _wait_until_settled(settings: Settings) -> None:
+    """Wait until the DLQ's count has not changed for a second (a dead run's returns landed)."""
+    connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+    async with connection:
+        channel = await connection.channel()
+        loop = asyncio.get_running_loop()
+        deadline, last, since = loop.time() + WAIT, -1, loop.time()
+        while loop.time() < deadline:
+            now = await count(channel, settings.dead_letter_queue)
+            if now != last:
+                last, since = now, loop.time()
+            elif loop.time() - since >= 1.0:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"the DLQ count kept changing for {WAIT}s")
+
+
+def acked(tmp_path: Path) -> int:
+    """Messages a ``SLOW_PURGE`` run in ``tmp_path`` has acked (deleted) so far."""
+    acks = tmp_path / "acks"
+    return len(acks.read_text().splitlines()) if acks.exists() else 0
+
+
+def kill_half_way(settings: Settings, tmp_path: Path, script: str, *args: str) -> None:
+    """Run ``worker dlq ARGS`` with ``script``; SIGKILL it once it deleted 40 messages."""
+    env = {**os.environ, **cli_env(settings, tmp_path)}
+    process = subprocess.Popen([sys.executable, "-c", script, *args], env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + WAIT
+        while acked(tmp_path) < 40:
+            assert process.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "the run never got going"
+            time.sleep(0.01)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=WAIT)
+    assert process.returncode == -signal.SIGKILL  # killed, not finished
+    run_sync(_wait_until_settled(settings))
+
+
+def test_a_purge_killed_half_way_named_every_message_it_deleted(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """SIGKILL a purge mid-run: the audit log names every message that left the DLQ.
+
+    Before each batch is deleted a ``removing`` record names it; a record may name messages
+    the kill then spared (they are still in the DLQ), never the other way round.
+    """
+    letters = make_letters(300)
+    chosen = [x.message_id for i, x in enumerate(letters) if i % 3 != 1]
+    args = ["purge", "--yes", *(a for m in chosen for a in ("--message-id", m))]
+    run_sync(_setup(settings, letters))
+    log = tmp_path / "audit.log"
+
+    kill_half_way(settings, tmp_path, SLOW_PURGE, *args)
+
+    left = Counter(envelope_id(m) for m in run_sync(_take(settings, settings.dead_letter_queue)))
+    gone = {x.message_id for x in letters} - set(left)
+    assert gone, "the kill came before anything was deleted"
+    assert len(gone) < len(chosen), "the kill came too late to test anything"
+    assert gone <= named_for_removal(log)
+    assert [r["phase"] for r in audit_records(log) if r["phase"] != "removing"] == ["started"]
+    assert set(left.values()) == {1}
+    assert {x.message_id for x in letters if x.message_id not in chosen} <= set(left)
+    run_sync(_setup(settings, [x for x in letters if x.message_id in left]))
+
+    again = invoke(settings, tmp_path, *args)
+
+    assert again.exit_code == 0, again.output
+    remaining = run_sync(_take(settings, settings.dead_letter_queue))
+    assert {envelope_id(m) for m in remaining} == {x.message_id for x in letters} - set(chosen)
+    assert set(chosen) <= named_for_removal(log)
+    assert audit_records(log)[-1]["phase"] == "finished"

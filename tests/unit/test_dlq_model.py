@@ -1,24 +1,35 @@
-"""Reading dead letters: headers as the worker and the broker write them, and selection."""
+"""Reading dead letters: their name, headers as the worker and the broker write them, selection.
+
+Every fixture gives the body and the AMQP ``message_id`` property different ids (or no
+property at all), so a check on the name cannot pass by reading the wrong one.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
 
 import pytest
 
+from contracts import body_digest_id
 from contracts.examples import example_message
 from contracts.fields import ErrorType
-from worker.dlq.headers import PEEK_LIMIT, integer, peek, plain, text
+from worker.dlq.headers import PEEK_LIMIT, instant, integer, peek, plain, text
 from worker.dlq.model import UNKNOWN_ERROR_TYPE, DeadLetter, Selector, parse_dead_letter
 from worker.messaging.consumer import failure_headers
-from worker.messaging.delivery import Delivery
+from worker.messaging.delivery import Delivery, parse
 from worker.messaging.fate import Failure
 
 pytestmark = pytest.mark.unit
 
 DIED_AT = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
+
+
+def other_id() -> str:
+    """An AMQP message id unlike any envelope id (as an older worker's random copy id)."""
+    return uuid.uuid4().hex
 
 
 def command_body(message_type: str = "CreateCustomer") -> tuple[str, bytes]:
@@ -32,14 +43,12 @@ def command_body(message_type: str = "CreateCustomer") -> tuple[str, bytes]:
 def worker_dead_letter(
     *, error_type: str = "transient", attempt: int = 3, props: dict[str, object] | None = None
 ) -> DeadLetter:
-    """A dead letter with the headers the worker's consumer writes."""
-    message_id, body = command_body()
-    delivery = Delivery(body=body, routing_key="CreateCustomer", message_id=message_id)
+    """A dead letter with the headers the worker's consumer writes, and another AMQP id."""
+    _, body = command_body()
+    delivery = Delivery(body=body, routing_key="CreateCustomer", message_id=other_id())
     failure = Failure(ErrorType(error_type), "database unavailable", attempt)
     headers = dict(failure_headers(delivery, failure))
-    properties = (
-        props if props is not None else {"message_id": message_id, "type": "CreateCustomer"}
-    )
+    properties = props if props is not None else {"message_id": other_id(), "type": "OpenAccount"}
     return parse_dead_letter(7, body, headers, properties)
 
 
@@ -94,46 +103,109 @@ def test_reads_header_values_that_arrive_as_bytes() -> None:
     assert letter.first_failed_at == "2026-11-21T10:00:00+00:00"
 
 
-def test_takes_id_and_type_from_the_body_when_the_properties_lack_them() -> None:
-    letter = worker_dead_letter(props={})
+def test_is_named_by_the_envelope_not_by_the_amqp_property() -> None:
+    amqp_id = other_id()
+    letter = worker_dead_letter(props={"message_id": amqp_id, "type": "OpenAccount"})
     envelope = json.loads(letter.body)
 
-    assert letter.message_id == envelope["message_id"]
+    assert envelope["message_id"] != amqp_id
+    assert (letter.message_id, letter.id_source) == (envelope["message_id"], "envelope")
     assert letter.type == "CreateCustomer"
+    assert letter.summary()["message_id"] == envelope["message_id"]
 
 
-def test_prefers_the_amqp_properties_to_the_body() -> None:
-    letter = worker_dead_letter(props={"message_id": "from-props", "type": "OpenAccount"})
+def test_is_named_by_the_envelope_when_there_is_no_amqp_property() -> None:
+    letter = worker_dead_letter(props={})
 
-    assert (letter.message_id, letter.type) == ("from-props", "OpenAccount")
+    assert letter.message_id == json.loads(letter.body)["message_id"]
+    assert letter.type == "CreateCustomer"
 
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"\xff\xfe\x00garbage", b"[1, 2]", b'"a string"', b"", b"[" * 100_000],
-    ids=["text", "binary", "array", "string", "empty", "deeply-nested"],
+    [
+        b'{"type": "CreateCustomer", "payload": {}}',
+        b'{"message_id": 42, "type": "CreateCustomer"}',
+        b'{"message_id": "", "type": "CreateCustomer"}',
+        json.dumps({"message_id": "x" * 129}).encode(),
+        b'{"message_id": "two\\nlines"}',
+        '{"message_id": "in-utf-16"}'.encode("utf-16"),
+        b"not json",
+    ],
+    ids=["no-id", "number", "empty", "too-long", "two-lines", "not-utf-8", "not-json"],
 )
-def test_never_fails_on_a_body_that_is_not_a_json_object(body: bytes) -> None:
-    letter = parse_dead_letter(0, body, {"fca-error-type": "invalid_message"}, {})
+def test_falls_back_to_the_amqp_property_only_when_the_body_has_no_usable_id(body: bytes) -> None:
+    amqp_id = other_id()
 
-    assert (letter.message_id, letter.type) == (None, None)
-    assert letter.error_type == "invalid_message"
-    assert letter.routing_key is None
+    letter = parse_dead_letter(0, body, {}, {"message_id": amqp_id, "type": "OpenAccount"})
+
+    assert (letter.message_id, letter.id_source) == (amqp_id, "property")
+
+
+@pytest.mark.parametrize("props", [{}, {"message_id": "bad\nid"}, {"message_id": ""}])
+def test_a_dead_letter_without_any_usable_id_is_named_by_its_body_digest(
+    props: dict[str, object],
+) -> None:
+    body = b'{"type": "CreateCustomer"'
+
+    letter = parse_dead_letter(0, body, {}, props)
+
+    expected = "sha256:" + hashlib.sha256(body).hexdigest()
+    assert (letter.message_id, letter.id_source) == (expected, "digest")
+    assert letter.message_id == body_digest_id(body)
+
+
+def test_reads_the_id_of_a_truncated_body_as_the_worker_does() -> None:
+    message_id, body = command_body()
+
+    letter = parse_dead_letter(0, body[: len(body) - 20], {}, {"message_id": other_id()})
+
+    assert letter.message_id == message_id
+
+
+@pytest.mark.parametrize(
+    ("body", "amqp_id"),
+    [
+        (command_body()[1], other_id()),
+        (command_body()[1], None),
+        (b'{"message_id": "m-1", "type": "CreateCustomer", "payload": {"bad": 1}}', other_id()),
+        (b'{"message_id": "m-2", "type": "CreateCus', None),
+        (b'{"type": "CreateCustomer", "payload": {}}', other_id()),
+        (b'{"type": "CreateCustomer", "payload": {}}', None),
+        (b"\xff\xfe garbage", other_id()),
+        (b"\xff\xfe garbage", None),
+        (b"", None),
+    ],
+)
+def test_names_every_dead_letter_as_the_worker_names_its_copy(
+    body: bytes, amqp_id: str | None
+) -> None:
+    worker = parse(Delivery(body, "CreateCustomer", message_id=amqp_id), max_body_bytes=1 << 20)
+
+    letter = parse_dead_letter(0, body, {}, {"message_id": amqp_id})
+
+    assert letter.message_id == (worker.message_id or body_digest_id(body))
 
 
 def test_does_not_parse_bodies_over_the_peek_limit() -> None:
     body = json.dumps({"message_id": "m", "pad": "x" * PEEK_LIMIT}).encode()
 
     assert peek(body) == {}
+    assert parse_dead_letter(0, body, {}, {"message_id": "amqp-m"}).message_id == "amqp-m"
 
 
 def test_describes_a_message_the_broker_dead_lettered_at_its_delivery_limit() -> None:
-    letter = parse_dead_letter(0, b"{}", broker_headers(), {"type": "OpenAccount"})
+    message_id, body = command_body("OpenAccount")
+    letter = parse_dead_letter(0, body, broker_headers(), {"message_id": other_id()})
+
+    assert letter.message_id == message_id
+    assert letter.type == "OpenAccount"
 
     assert letter.error_type == "delivery_limit"
     assert "broker" in letter.error_message
     assert "fca.worker.commands" in letter.error_message
     assert letter.first_failed_at == letter.last_failed_at == DIED_AT.isoformat()
+    assert letter.dead_since == DIED_AT
     assert letter.original_routing_key == "OpenAccount"
     assert letter.attempts is None
 
@@ -153,6 +225,20 @@ def test_a_message_without_any_failure_record_has_an_unknown_error_type() -> Non
     assert letter.error_type == UNKNOWN_ERROR_TYPE
     assert letter.error_message == ""
     assert letter.first_failed_at is None
+    assert letter.dead_since is None
+
+
+def test_dates_a_dead_letter_from_its_first_failure_else_the_broker_else_its_timestamp() -> None:
+    ours = {"fca-first-failed-at": "2026-11-20T08:00:00+01:00"}
+    stamp = {"timestamp": datetime(2026, 11, 1, 12, 0)}  # naive, as the client may give it
+
+    assert parse_dead_letter(0, b"", {**broker_headers(), **ours}, stamp).dead_since == datetime(
+        2026, 11, 20, 7, 0, tzinfo=UTC
+    )
+    assert parse_dead_letter(0, b"", broker_headers(), stamp).dead_since == DIED_AT
+    assert parse_dead_letter(0, b"", {}, stamp).dead_since == datetime(2026, 11, 1, 12, tzinfo=UTC)
+    garbled = {"fca-first-failed-at": "yesterday", **broker_headers()}
+    assert parse_dead_letter(0, b"", garbled, {}).dead_since == DIED_AT
 
 
 @pytest.mark.parametrize(
@@ -186,10 +272,27 @@ def test_text_of_an_empty_value_is_none() -> None:
     assert text(5) == "5"
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (DIED_AT, DIED_AT),
+        (DIED_AT.replace(tzinfo=None), DIED_AT),
+        (b"2026-11-22T09:30:00+00:00", DIED_AT),
+        ("2026-11-22T10:30:00+01:00", DIED_AT),
+        ("not a time", None),
+        (None, None),
+        (17, None),
+    ],
+)
+def test_instant_reads_times_however_they_arrive(value: object, expected: datetime | None) -> None:
+    assert instant(value) == expected
+
+
 def letter_with(message_id: str, message_type: str, error_type: str) -> DeadLetter:
-    """A dead letter with just these three facts."""
-    props = {"message_id": message_id, "type": message_type}
-    return parse_dead_letter(0, b"{}", {"fca-error-type": error_type}, props)
+    """A dead letter with just these three facts in its body, and other ones in its properties."""
+    body = json.dumps({"message_id": message_id, "type": message_type}).encode()
+    props = {"message_id": f"amqp-{message_id}", "type": "SomethingElse"}
+    return parse_dead_letter(0, body, {"fca-error-type": error_type}, props)
 
 
 def test_an_empty_selector_selects_everything() -> None:
@@ -205,12 +308,26 @@ def test_every_given_criterion_must_hold() -> None:
     assert selector.matches(letter_with("a", "CreateCustomer", "transient"))
     assert not selector.matches(letter_with("a", "CreateCustomer", "unexpected"))
     assert not selector.matches(letter_with("a", "OpenAccount", "transient"))
+    assert not Selector.of(type="SomethingElse").matches(letter_with("a", "OpenAccount", "x"))
 
 
-def test_selects_by_any_of_several_message_ids() -> None:
+def test_selects_by_any_of_several_envelope_ids_and_never_by_the_amqp_id() -> None:
     selector = Selector.of(message_ids=["a", "b"])
 
     assert selector.matches(letter_with("b", "T", "transient"))
     assert not selector.matches(letter_with("c", "T", "transient"))
+    assert not Selector.of(message_ids=["amqp-b"]).matches(letter_with("b", "T", "transient"))
     assert not selector.selects_all
     assert selector.describe()["message_ids"] == ["a", "b"]
+
+
+def test_selects_by_group() -> None:
+    letter = letter_with("a", "CreateCustomer", "transient")
+    other = letter_with("b", "OpenAccount", "transient")
+
+    selector = Selector.of(group=letter.group)
+
+    assert not selector.selects_all
+    assert selector.matches(letter)
+    assert not selector.matches(other)
+    assert selector.describe()["group"] == letter.group

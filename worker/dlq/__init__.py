@@ -1,16 +1,19 @@
-"""The operator's dead-letter-queue tool: list, show, replay and purge dead letters.
+"""The operator's dead-letter-queue tool: list, show, group, replay and purge dead letters.
 
-The logic is plain async functions (``browse``, ``find``, ``replay``, ``purge``) over
-:class:`worker.settings.Settings`; :mod:`worker.cli.dlq` is the ``worker dlq`` click group.
+The logic is plain async functions (``browse``, ``find``, ``survey``, ``replay``, ``purge``)
+over :class:`worker.settings.Settings`; :mod:`worker.cli.dlq` is the ``worker dlq`` click
+group. A dead letter is named by its envelope's ``message_id`` (:mod:`worker.dlq.model`).
 """
 
 from __future__ import annotations
 
 from worker.dlq.audit import AuditLog, audit_log_path
-from worker.dlq.browse import Browse, browse, find
+from worker.dlq.browse import Browse, browse, find, survey
+from worker.dlq.groups import Group
 from worker.dlq.model import DeadLetter, Progress, Selector, parse_dead_letter
 from worker.dlq.purge import PurgeSummary, purge
 from worker.dlq.replay import Failure, ReplaySummary, replay, replay_headers, replay_message
+from worker.dlq.window import ReplayWindow
 from worker.errors import DlqError
 
 __all__ = [
@@ -19,9 +22,11 @@ __all__ = [
     "DeadLetter",
     "DlqError",
     "Failure",
+    "Group",
     "Progress",
     "PurgeSummary",
     "ReplaySummary",
+    "ReplayWindow",
     "Selector",
     "audit_log_path",
     "browse",
@@ -31,4 +36,5 @@ __all__ = [
     "replay",
     "replay_headers",
     "replay_message",
+    "survey",
 ]

@@ -1,10 +1,13 @@
 """The audit log: one JSON object per line for every replay and purge, dry runs included.
 
 Each run writes a ``started`` record before it touches the queue (if the log cannot be
-written, nothing happens) and a ``finished`` record with the message ids it acted on; both
-carry the same ``run_id``, so a run that was killed shows as a ``started`` without a
-``finished``. The file is ``$WORKER_DLQ_AUDIT_LOG``, else ``dlq-audit.log`` in the current
-directory.
+written, nothing happens), a ``removing`` record naming each batch of messages before any
+of them leaves the DLQ (:class:`Batch`), and a ``finished`` record with the message ids it
+acted on. All carry the same ``run_id``, so a run that was killed shows as a ``started``
+without a ``finished``, and its ``removing`` records still name every message it may have
+removed (some of them may still be in the DLQ: a record says what was about to happen).
+Every record is flushed to disk before the tool goes on. The file is
+``$WORKER_DLQ_AUDIT_LOG``, else ``dlq-audit.log`` in the current directory.
 """
 
 from __future__ import annotations
@@ -18,9 +21,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from worker.errors import DlqError
 from worker.settings import Settings
+
+T = TypeVar("T")
+BATCH_SIZE = 100
+"""Messages named by one ``removing`` record (one disk flush per batch, not per message)."""
 
 
 def audit_log_path(settings: Settings) -> Path:
@@ -72,3 +80,31 @@ class AuditLog:
                 os.fsync(log.fileno())
         except OSError as exc:
             raise DlqError(f"cannot write the audit log {self.path}: {exc.strerror}") from None
+
+
+class Batch(Generic[T]):
+    """Messages about to leave the DLQ, named in the audit log before any of them does."""
+
+    def __init__(self, audit: AuditLog, action: str, details: Mapping[str, object]) -> None:
+        self._audit = audit
+        self._action = action
+        self._details = details
+        self._size = BATCH_SIZE
+        self._items: list[tuple[str, T]] = []
+
+    @property
+    def full(self) -> bool:
+        """Whether the batch should be recorded and carried out now."""
+        return len(self._items) >= self._size
+
+    def add(self, message_id: str, item: T) -> None:
+        """Put one more message in the batch."""
+        self._items.append((message_id, item))
+
+    def record(self) -> list[T]:
+        """Write the ``removing`` record naming the batch; return its items and start anew."""
+        items, self._items = self._items, []
+        if items:
+            ids = [message_id for message_id, _ in items]
+            self._audit.write(self._action, "removing", {**self._details, "message_ids": ids})
+        return [item for _, item in items]

@@ -1,4 +1,4 @@
-"""Look at the dead-letter queue without consuming anything (``list`` and ``show``).
+"""Look at the dead-letter queue without consuming anything (``list``, ``show``, ``groups``).
 
 Browsing fetches every message and returns it unacked (see :mod:`worker.dlq.broker`), so
 the queue keeps its messages and their order. The broker counts each return as a
@@ -14,7 +14,9 @@ import contextlib
 from dataclasses import dataclass
 
 from worker.dlq.broker import dlq_pass
+from worker.dlq.groups import Group, Tally
 from worker.dlq.model import DeadLetter, Selector
+from worker.dlq.window import ReplayWindow
 from worker.settings import Settings
 
 
@@ -46,3 +48,15 @@ async def find(settings: Settings, message_id: str) -> list[DeadLetter]:
     """Every dead letter with this message id (a message can be dead-lettered twice)."""
     found = await browse(settings, selector=Selector.of(message_ids=[message_id]))
     return found.letters
+
+
+async def survey(
+    settings: Settings, *, selector: Selector, window: ReplayWindow | None = None
+) -> list[Group]:
+    """The groups of the dead letters ``selector`` matches, largest first."""
+    tally = Tally(window or ReplayWindow.of(settings))
+    async with dlq_pass(settings) as run, contextlib.aclosing(run.fetch()) as fetched:
+        async for held in fetched:
+            if selector.matches(held.letter):
+                tally.add(held.letter)
+    return tally.groups()

@@ -1,7 +1,9 @@
 """Read header values and bodies the way they arrive: bytes, str, int, datetimes, tables.
 
 Nothing here raises on odd input: a dead letter is by definition a message something
-could not read, and the operator's tool must still show it.
+could not read, and the operator's tool must still show it. A body is peeked at the way
+the worker peeks at a body it cannot parse (strict UTF-8, then JSON read as far as it
+goes), so the tool finds the same ``message_id`` the worker reported.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+
+from pydantic_core import from_json
 
 PEEK_LIMIT = 1024 * 1024
 """Bodies larger than this are not parsed to find their ``message_id`` and ``type``."""
@@ -60,12 +64,26 @@ def integer(value: object) -> int | None:
         return None
 
 
+def instant(value: object) -> datetime | None:
+    """The value as an aware datetime (naive ones are UTC), from a datetime or ISO text."""
+    if not isinstance(value, datetime):
+        shown = text(value)
+        try:
+            value = datetime.fromisoformat(shown) if shown is not None else None
+        except ValueError:
+            return None
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def peek(body: bytes) -> Mapping[str, object]:
-    """The body's top-level JSON object, or an empty mapping if it is not one."""
+    """The body's top-level JSON object (read as far as it goes), else an empty mapping."""
     if len(body) > PEEK_LIMIT:
         return {}
     try:
-        data = json.loads(body)
+        body.decode("utf-8")
+        data = from_json(body, allow_partial=True)
     except (ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}

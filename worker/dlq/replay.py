@@ -1,14 +1,20 @@
 """Replay dead letters through the commands exchange (contract, guarantee 6).
 
-Each selected message is republished with its original body byte for byte and its
-original ``message_id``, ``type``, ``correlation_id``, ``reply_to`` and content type, to
-the routing key it was first published with (else its type). ``fca-replay-count`` grows
-by one; ``fca-attempts`` is dropped so the worker grants a full retry budget again; every
-``x-`` header is dropped (they belong to the broker). The publish is mandatory on a channel
-with publisher confirms: only after the broker confirms it (routed to at least one queue)
-is the dead letter acked, i.e. removed. An unroutable replay fails loudly and its dead
-letter stays. A run killed between the confirm and the ack leaves the message both in the
-DLQ and on the command queue; the worker's inbox makes the second copy a no-op.
+Each selected message is republished with its original body byte for byte, its
+``message_id`` (the name the tool knows it by, :mod:`worker.dlq.model`: the envelope's,
+never a new one) and its original ``type``, ``correlation_id``, ``reply_to`` and content
+type, to the routing key it was first published with (else its type). ``fca-replay-count``
+grows by one; ``fca-attempts`` is dropped so the worker grants a full retry budget again;
+every ``x-`` header is dropped (they belong to the broker).
+
+A dead letter older than the replay window (:mod:`worker.dlq.window`) is refused: it stays
+in the DLQ and is reported and audited, since the worker may have forgotten that it applied
+it. The others are named in a ``removing`` audit record a batch at a time before any of them
+is published. The publish is mandatory on a channel with publisher confirms: only after the
+broker confirms it (routed to at least one queue) is the dead letter acked, i.e. removed.
+An unroutable replay fails loudly and its dead letter stays. A run killed between the
+confirm and the ack leaves the message both in the DLQ and on the command queue; the
+worker's inbox makes the second copy a no-op.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractExchange, HeadersType
 
 from contracts.topology import HEADER_ATTEMPTS, HEADER_REPLAY_COUNT
-from worker.dlq.audit import AuditLog, new_run_id
+from worker.dlq.audit import AuditLog, Batch, new_run_id
 from worker.dlq.broker import DlqPass, Held, dlq_pass
 from worker.dlq.headers import integer, text
 from worker.dlq.model import DeadLetter, Progress, Selector
+from worker.dlq.window import ReplayWindow
 from worker.errors import DlqError
 from worker.settings import Settings
 
@@ -37,26 +44,37 @@ PUBLISH_TIMEOUT = 30.0
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """A selected dead letter that could not be replayed, and why; it stays in the DLQ."""
+    """A selected dead letter that was not replayed, and why; it stays in the DLQ."""
 
-    message_id: str | None
+    message_id: str
     reason: str
 
 
 @dataclass(slots=True)
 class ReplaySummary:
-    """The outcome of a replay run."""
+    """The outcome of a replay run.
+
+    ``selected`` matched the selector (within the limit); ``admitted`` passed the checks
+    (window, routing key) and were, or in a dry run would be, published.
+    """
 
     dry_run: bool
     scanned: int = 0
-    selected: list[str | None] = field(default_factory=list)
-    replayed: list[str | None] = field(default_factory=list)
+    selected: list[str] = field(default_factory=list)
+    admitted: list[str] = field(default_factory=list)
+    replayed: list[str] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
+    refused: list[Failure] = field(default_factory=list)
 
     @property
     def skipped(self) -> int:
         """Messages looked at and left alone (not selected, or beyond the limit)."""
         return self.scanned - len(self.selected)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every selected message was (or, in a dry run, would be) replayed."""
+        return not self.failed and not self.refused
 
     def record(self) -> dict[str, object]:
         """The outcome as JSON-friendly data (for the audit log and ``--json``)."""
@@ -66,8 +84,10 @@ class ReplaySummary:
             "replayed": len(self.replayed),
             "skipped": self.skipped,
             "failed": len(self.failed),
-            "message_ids": self.selected if self.dry_run else self.replayed,
+            "refused": len(self.refused),
+            "message_ids": self.admitted if self.dry_run else self.replayed,
             "failures": [{"message_id": f.message_id, "reason": f.reason} for f in self.failed],
+            "refusals": [{"message_id": f.message_id, "reason": f.reason} for f in self.refused],
         }
 
 
@@ -92,7 +112,7 @@ def replay_message(letter: DeadLetter) -> Message:
         content_type=text(props.get("content_type")),
         content_encoding=text(props.get("content_encoding")),
         delivery_mode=DeliveryMode.PERSISTENT,
-        message_id=text(props.get("message_id")),
+        message_id=letter.message_id,
         type=text(props.get("type")),
         correlation_id=text(props.get("correlation_id")),
         reply_to=text(props.get("reply_to")),
@@ -109,19 +129,26 @@ async def replay(
     limit: int | None = None,
     dry_run: bool = False,
     progress: Progress | None = None,
+    window: ReplayWindow | None = None,
 ) -> ReplaySummary:
     """Replay up to ``limit`` selected dead letters; the rest stay in the DLQ, in order."""
+    window = window or ReplayWindow.of(settings)
     summary = ReplaySummary(dry_run)
     details: dict[str, object] = {
         "run_id": new_run_id(),
         "queue": settings.dead_letter_queue,
         "exchange": settings.commands_exchange,
     }
-    audit.write("replay", "started", {**details, **_request(selector, limit, dry_run)})
+    request = {"selector": selector.describe(), "limit": limit, "dry_run": dry_run}
+    audit.write("replay", "started", {**details, **request, "window_days": window.days})
     try:
         async with dlq_pass(settings) as run:
             exchange = await run.exchange(settings.commands_exchange)
-            await _replay_pass(run, exchange, selector, limit, summary, progress)
+            replayer = Replayer(run, exchange, Batch(audit, "replay", details), summary, window)
+            async with contextlib.aclosing(run.fetch(progress)) as fetched:
+                async for held in fetched:
+                    await replayer.consider(held, selector, limit)
+            await replayer.flush()
     except (aiormq.exceptions.AMQPError, ConnectionError, TimeoutError) as exc:
         details["error"] = type(exc).__name__
         raise DlqError(f"replay stopped: lost the broker ({type(exc).__name__})") from None
@@ -130,48 +157,54 @@ async def replay(
     return summary
 
 
-def _request(selector: Selector, limit: int | None, dry_run: bool) -> dict[str, object]:
-    return {"selector": selector.describe(), "limit": limit, "dry_run": dry_run}
+@dataclass(frozen=True, slots=True)
+class Replayer:
+    """Carries out one replay run over the messages of a pass, a batch at a time."""
 
+    run: DlqPass
+    exchange: AbstractExchange
+    batch: Batch[Held]
+    summary: ReplaySummary
+    window: ReplayWindow
 
-async def _replay_pass(
-    run: DlqPass,
-    exchange: AbstractExchange,
-    selector: Selector,
-    limit: int | None,
-    summary: ReplaySummary,
-    progress: Progress | None,
-) -> None:
-    async with contextlib.aclosing(run.fetch(progress)) as fetched:
-        async for held in fetched:
-            summary.scanned += 1
-            full = limit is not None and len(summary.selected) >= limit
-            if full or not selector.matches(held.letter):
-                continue
-            summary.selected.append(held.letter.message_id)
-            await _replay_one(run, exchange, held, summary)
+    async def consider(self, held: Held, selector: Selector, limit: int | None) -> None:
+        """Select, check and (a batch at a time) replay one fetched dead letter."""
+        summary, letter = self.summary, held.letter
+        summary.scanned += 1
+        full = limit is not None and len(summary.selected) >= limit
+        if full or not selector.matches(letter):
+            return
+        summary.selected.append(letter.message_id)
+        if (refusal := self.window.refusal(letter)) is not None:
+            summary.refused.append(Failure(letter.message_id, refusal))
+        elif letter.routing_key is None:
+            reason = "no routing key (no fca-original-routing-key header and no type)"
+            summary.failed.append(Failure(letter.message_id, reason))
+        else:
+            summary.admitted.append(letter.message_id)
+            if not summary.dry_run:
+                self.batch.add(letter.message_id, held)
+                if self.batch.full:
+                    await self.flush()
 
+    async def flush(self) -> None:
+        """Record the batch in the audit log, then replay each of its messages."""
+        for held in self.batch.record():
+            await self._replay_one(held)
 
-async def _replay_one(
-    run: DlqPass, exchange: AbstractExchange, held: Held, summary: ReplaySummary
-) -> None:
-    letter = held.letter
-    if letter.routing_key is None:
-        reason = "no routing key (no fca-original-routing-key header and no type)"
-        summary.failed.append(Failure(letter.message_id, reason))
-        return
-    if summary.dry_run:
-        return
-    try:
-        await exchange.publish(
-            replay_message(letter), letter.routing_key, mandatory=True, timeout=PUBLISH_TIMEOUT
-        )
-    except aiormq.exceptions.PublishError:
-        reason = f"unroutable: no queue bound to {exchange.name!r} for {letter.routing_key!r}"
-        summary.failed.append(Failure(letter.message_id, reason))
-        return
-    except aiormq.exceptions.DeliveryError:
-        summary.failed.append(Failure(letter.message_id, "the broker refused the replay"))
-        return
-    await run.remove(held)
-    summary.replayed.append(letter.message_id)
+    async def _replay_one(self, held: Held) -> None:
+        letter, summary, exchange = held.letter, self.summary, self.exchange
+        assert letter.routing_key is not None
+        try:
+            await exchange.publish(
+                replay_message(letter), letter.routing_key, mandatory=True, timeout=PUBLISH_TIMEOUT
+            )
+        except aiormq.exceptions.PublishError:
+            reason = f"unroutable: no queue bound to {exchange.name!r} for {letter.routing_key!r}"
+            summary.failed.append(Failure(letter.message_id, reason))
+            return
+        except aiormq.exceptions.DeliveryError:
+            summary.failed.append(Failure(letter.message_id, "the broker refused the replay"))
+            return
+        await self.run.remove(held)
+        summary.replayed.append(letter.message_id)
