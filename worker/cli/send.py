@@ -1,20 +1,41 @@
-"""``worker send``: publish one command or query, and optionally wait for its outcome."""
+"""``worker send``: publish one command or query with ``fca_client``, optionally await its answer.
+
+The message is checked against the contract first (unknown type, invalid payload, a query
+without ``--reply``) and refused with exit code 2 before anything is published, unless
+``--raw`` asks to publish it as given (to see how the worker handles bad input).
+
+Exit codes: 0 published (or answered with an event or result), 1 the broker did not take
+it, 2 refused locally, 3 answered with ``CommandRejected``, 4 no answer within
+``--timeout``, 5 answered with ``CommandDeadLettered``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sys
-import uuid
-from typing import Any
+from typing import Any, NoReturn
 
-import aio_pika
 import click
 
-from contracts import HEADER_ORDERING_KEY, InvalidMessage, ordering_key, parse_message
+from contracts import (
+    CommandDeadLettered,
+    CommandEnvelope,
+    CommandRejected,
+    EventEnvelope,
+    InvalidMessage,
+    QueryEnvelope,
+    dump_message,
+    parse_message,
+)
+from fca_client import ClientError, FcaClient, RequestTimeout, new_message_id
 from worker.cli.common import load_settings
 from worker.settings import Settings
+
+EXIT_REFUSED = 2
+EXIT_REJECTED = 3
+EXIT_NO_ANSWER = 4
+EXIT_DEAD_LETTERED = 5
 
 
 @click.command()
@@ -22,79 +43,111 @@ from worker.settings import Settings
 @click.option("--payload", default="{}", help="The payload as a JSON object.")
 @click.option("--message-id", default=None, help="Defaults to a fresh UUID.")
 @click.option("--correlation-id", default=None)
+@click.option("--actor", default=None, help="Who asks, e.g. agent:4711 (the envelope's actor).")
 @click.option("--reply", is_flag=True, help="Wait for the outcome and print it.")
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait with --reply.")
+@click.option("--raw", is_flag=True, help="Publish without checking it against the contract first.")
 def send(
     message_type: str,
     payload: str,
     message_id: str | None,
     correlation_id: str | None,
+    actor: str | None,
     reply: bool,
     timeout: float,
+    raw: bool,
 ) -> None:
-    """Publish a command or query to fca.commands (queries need --reply)."""
-    try:
-        body: dict[str, Any] = {
-            "message_id": message_id or str(uuid.uuid4()),
-            "type": message_type,
-            "payload": json.loads(payload),
-        }
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc.msg}", param_hint="--payload") from None
-    if correlation_id:
-        body["correlation_id"] = correlation_id
+    """Publish a command or query to fca.commands (queries need --reply).
+
+    Exit codes: 2 refused locally (nothing published), 3 rejected, 4 no answer in time,
+    5 dead-lettered.
+    """
+    body = _body(message_type, payload, message_id, correlation_id, actor)
+    request = None if raw else _checked(body, reply=reply)
     settings = load_settings()
     try:
-        answer = asyncio.run(send_message(settings, body, reply=reply, timeout=timeout))
-    except TimeoutError:
-        click.echo(
-            f"no answer within {timeout:g}s (is a worker running? a message id it has "
-            "already handled is acked without an answer)",
-            err=True,
-        )
-        sys.exit(4)
-    except Exception as exc:
-        raise click.ClickException(f"could not publish: {type(exc).__name__}: {exc}") from None
+        answer = asyncio.run(_send(settings, body, request, reply=reply, timeout=timeout))
+    except RequestTimeout as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_NO_ANSWER)
+    except ClientError as exc:
+        raise click.ClickException(f"could not publish: {exc}") from None
     if answer is None:
         click.echo(json.dumps({"published": body["message_id"]}))
         return
-    click.echo(json.dumps(answer, indent=2))
-    if answer.get("type") == "CommandRejected":
-        sys.exit(3)
+    click.echo(json.dumps(json.loads(dump_message(answer)), indent=2))
+    if isinstance(answer, CommandRejected):
+        sys.exit(EXIT_REJECTED)
+    if isinstance(answer, CommandDeadLettered):
+        sys.exit(EXIT_DEAD_LETTERED)
 
 
-async def send_message(
-    settings: Settings, body: dict[str, Any], *, reply: bool, timeout: float
-) -> dict[str, Any] | None:
-    """Publish ``body`` to the commands exchange; with ``reply`` return the first answer."""
-    connection = await aio_pika.connect(settings.amqp_urls[0])
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        exchange = await channel.get_exchange(settings.commands_exchange, ensure=True)
-        reply_queue = (
-            await channel.declare_queue(exclusive=True, auto_delete=True) if reply else None
-        )
-        encoded = json.dumps(body).encode()
-        headers: dict[str, Any] = {}
-        with contextlib.suppress(InvalidMessage):  # the worker will dead-letter it, keyless
-            headers[HEADER_ORDERING_KEY] = ordering_key(parse_message(encoded))
-        message = aio_pika.Message(
-            encoded,
-            headers=headers,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=body["message_id"],
-            type=body["type"],
-            correlation_id=body.get("correlation_id"),
-            reply_to=reply_queue.name if reply_queue else None,
-        )
-        await exchange.publish(message, routing_key=body["type"], mandatory=True)
-        if reply_queue is None:
+def _body(
+    message_type: str,
+    payload: str,
+    message_id: str | None,
+    correlation_id: str | None,
+    actor: str | None,
+) -> dict[str, Any]:
+    """The envelope as the options give it (not validated yet)."""
+    try:
+        fields = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc.msg}", param_hint="--payload") from None
+    body: dict[str, Any] = {
+        "message_id": message_id or new_message_id(),
+        "type": message_type,
+        "payload": fields,
+    }
+    if correlation_id:
+        body["correlation_id"] = correlation_id
+    if actor:
+        body["actor"] = actor
+    return body
+
+
+def _checked(body: dict[str, Any], *, reply: bool) -> CommandEnvelope | QueryEnvelope:
+    """The body as a valid request, or exit 2 with why (never quoting the values)."""
+    try:
+        request = parse_message(json.dumps(body).encode())
+    except InvalidMessage as exc:
+        _refuse(f"invalid message: {exc.reason}")
+    if isinstance(request, QueryEnvelope) and not reply:
+        _refuse(f"{request.type} is a query: its answer comes only with --reply")
+    return request
+
+
+def _refuse(reason: str) -> NoReturn:
+    click.echo(f"Error: {reason} (nothing was published; --raw publishes it anyway)", err=True)
+    sys.exit(EXIT_REFUSED)
+
+
+async def _send(
+    settings: Settings,
+    body: dict[str, Any],
+    request: CommandEnvelope | QueryEnvelope | None,
+    *,
+    reply: bool,
+    timeout: float,
+) -> EventEnvelope | None:
+    """Publish through the client; with ``reply`` return the answer."""
+    async with FcaClient(
+        settings.amqp_urls, exchange=settings.commands_exchange, name="worker-send"
+    ) as client:
+        if request is None:
+            encoded = json.dumps(body).encode()
+            options: dict[str, Any] = {
+                "routing_key": str(body["type"]),
+                "message_id": str(body["message_id"]),
+                "correlation_id": body.get("correlation_id"),
+            }
+            if reply:
+                return await client.request_raw(encoded, timeout=timeout, **options)
+            await client.send_raw(encoded, **options)
             return None
-        async with asyncio.timeout(timeout):
-            async with reply_queue.iterator() as replies:
-                async for incoming in replies:
-                    async with incoming.process():
-                        answer: dict[str, Any] = json.loads(incoming.body)
-                        return answer
-    return None
+        if isinstance(request, QueryEnvelope):  # checked: only with --reply
+            return await client.request(request, timeout=timeout)
+        if reply:
+            return await client.request(request, timeout=timeout)
+        await client.send(request)
+        return None
