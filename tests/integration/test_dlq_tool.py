@@ -21,6 +21,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aio_pika
@@ -62,19 +63,39 @@ class Letter:
     amqp_id: str | None
 
 
+def make_letter(
+    kind: str,
+    error_type: str,
+    error_message: str,
+    *,
+    index: int = 0,
+    first: datetime | None = None,
+    last: datetime | None = None,
+) -> Letter:
+    """A dead-lettered command of type ``kind``; no AMQP id if ``index`` is a multiple of 3.
+
+    ``first`` and ``last`` replace the failure times the worker's headers carry (now).
+    """
+    message_id = str(uuid.uuid4())
+    amqp_id = uuid.uuid4().hex if index % 3 else None
+    envelope = {**example_message(kind), "message_id": message_id, "note": f"naïve {index}"}
+    body = json.dumps(envelope, indent=1, ensure_ascii=False).encode()
+    delivery = Delivery(body, kind, {"trace-id": f"t-{index}"}, amqp_id, type=kind)
+    failure = Failure(ErrorType(error_type), error_message, index % 5 + 1)
+    headers: dict[str, object] = dict(failure_headers(delivery, failure))
+    if first is not None:
+        headers["fca-first-failed-at"] = first.isoformat()
+    if last is not None or first is not None:
+        headers["fca-last-failed-at"] = (last or first or datetime.now(UTC)).isoformat()
+    return Letter(message_id, kind, error_type, body, headers, amqp_id)
+
+
 def make_letters(count: int, types: Sequence[str] = TYPES) -> list[Letter]:
     """``count`` dead-lettered commands, cycling through types and error types."""
-    letters = []
-    for i in range(count):
-        message_id, kind, error_type = str(uuid.uuid4()), types[i % len(types)], ERROR_TYPES[i % 3]
-        amqp_id = uuid.uuid4().hex if i % 3 else None
-        envelope = {**example_message(kind), "message_id": message_id, "note": f"naïve {i}"}
-        body = json.dumps(envelope, indent=1, ensure_ascii=False).encode()
-        delivery = Delivery(body, kind, {"trace-id": f"t-{i}"}, amqp_id, type=kind)
-        failure = Failure(ErrorType(error_type), f"failure {i}", i % 5 + 1)
-        headers: dict[str, object] = dict(failure_headers(delivery, failure))
-        letters.append(Letter(message_id, kind, error_type, body, headers, amqp_id))
-    return letters
+    return [
+        make_letter(types[i % len(types)], ERROR_TYPES[i % 3], f"failure {i}", index=i)
+        for i in range(count)
+    ]
 
 
 def envelope_id(message: AbstractIncomingMessage) -> str:
@@ -143,10 +164,8 @@ def audit_records(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.fixture
-def settings(amqp_url: str, unique_name: Callable[[str], str]) -> Settings:
-    """Settings naming exchanges and queues private to this test."""
-    prefix = unique_name("dlq")
+def dlq_settings(amqp_url: str, prefix: str) -> Settings:
+    """Settings naming exchanges and queues that start with ``prefix``."""
     return Settings(
         amqp_url=amqp_url,
         commands_exchange=f"{prefix}.commands",
@@ -154,6 +173,12 @@ def settings(amqp_url: str, unique_name: Callable[[str], str]) -> Settings:
         command_queue=f"{prefix}.commands.q",
         dead_letter_queue=f"{prefix}.commands.dlq",
     )
+
+
+@pytest.fixture
+def settings(amqp_url: str, unique_name: Callable[[str], str]) -> Settings:
+    """Settings naming exchanges and queues private to this test."""
+    return dlq_settings(amqp_url, unique_name("dlq"))
 
 
 def sink(settings: Settings) -> str:
@@ -442,7 +467,8 @@ def invoke(settings: Settings, tmp_path: Path, *args: str) -> Result:
     return CliRunner().invoke(dlq, list(args), env=cli_env(settings, tmp_path))
 
 
-async def _setup(settings: Settings, letters: Sequence[Letter]) -> None:
+async def setup_dlq(settings: Settings, letters: Sequence[Letter]) -> None:
+    """Declare the topology and the sink, and put ``letters`` into the DLQ."""
     connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
     async with connection:
         channel = await connection.channel()
@@ -451,13 +477,15 @@ async def _setup(settings: Settings, letters: Sequence[Letter]) -> None:
         await put(settings, letters)
 
 
-async def _take(settings: Settings, queue: str) -> list[AbstractIncomingMessage]:
+async def take(settings: Settings, queue: str) -> list[AbstractIncomingMessage]:
+    """Drain ``queue`` on a connection of its own."""
     connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
     async with connection:
         return await drain(await connection.channel(), queue)
 
 
-async def _counts(settings: Settings) -> tuple[int, int]:
+async def counts(settings: Settings) -> tuple[int, int]:
+    """Messages in the DLQ and in the sink."""
     connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
     async with connection:
         channel = await connection.channel()
@@ -467,7 +495,7 @@ async def _counts(settings: Settings) -> tuple[int, int]:
 
 def test_cli_lists_shows_and_replays(settings: Settings, tmp_path: Path) -> None:
     letters = make_letters(10)
-    run_sync(_setup(settings, letters))
+    run_sync(setup_dlq(settings, letters))
 
     listed = invoke(settings, tmp_path, "list", "--json")
     table = invoke(settings, tmp_path, "list", "--error-type", "transient")
@@ -485,11 +513,11 @@ def test_cli_lists_shows_and_replays(settings: Settings, tmp_path: Path) -> None
     assert "no dead letter has message id" in missing.output
     assert replayed.exit_code == 0, replayed.output
     assert "replayed 2, skipped 8, failed 0" in replayed.stdout
-    assert len(run_sync(_take(settings, sink(settings)))) == 2
+    assert len(run_sync(take(settings, sink(settings)))) == 2
 
 
 def test_cli_replay_exits_non_zero_when_a_replay_fails(settings: Settings, tmp_path: Path) -> None:
-    run_sync(_setup(settings, make_letters(3)))
+    run_sync(setup_dlq(settings, make_letters(3)))
     unbound = settings.model_copy(update={"commands_exchange": "amq.topic"})
 
     result = invoke(unbound, tmp_path, "replay", "--all")
@@ -497,17 +525,17 @@ def test_cli_replay_exits_non_zero_when_a_replay_fails(settings: Settings, tmp_p
     assert result.exit_code == 1
     assert "unroutable" in result.output
     assert "replayed 0, skipped 0, failed 3" in result.stdout
-    assert run_sync(_counts(settings)) == (3, 0)
+    assert run_sync(counts(settings)) == (3, 0)
 
 
 def test_cli_purges_only_with_yes(settings: Settings, tmp_path: Path) -> None:
     letters = make_letters(10)
-    run_sync(_setup(settings, letters))
+    run_sync(setup_dlq(settings, letters))
 
     refused = invoke(settings, tmp_path, "purge", "--all")
     assert refused.exit_code == 2
     assert "--yes" in refused.output
-    assert run_sync(_counts(settings)) == (10, 0)
+    assert run_sync(counts(settings)) == (10, 0)
 
     some = invoke(settings, tmp_path, "purge", "--message-id", letters[0].message_id, "--yes")
     assert some.exit_code == 0, some.output
@@ -515,7 +543,7 @@ def test_cli_purges_only_with_yes(settings: Settings, tmp_path: Path) -> None:
 
     everything = invoke(settings, tmp_path, "purge", "--all", "--yes")
     assert everything.exit_code == 0, everything.output
-    assert run_sync(_counts(settings)) == (0, 0)
+    assert run_sync(counts(settings)) == (0, 0)
     actions = [(r["action"], r["phase"]) for r in audit_records(tmp_path / "audit.log")]
     assert actions == [("purge", "started"), ("purge", "removing"), ("purge", "finished")] * 2
 
@@ -548,7 +576,7 @@ def test_a_replay_killed_half_way_loses_nothing(settings: Settings, tmp_path: Pa
     at most once (contract, guarantee 2).
     """
     letters = make_letters(300)
-    run_sync(_setup(settings, letters))
+    run_sync(setup_dlq(settings, letters))
     env = {**os.environ, **cli_env(settings, tmp_path)}
     args = [sys.executable, "-c", SLOW_REPLAY, "replay", "--error-type", "transient"]
     process = subprocess.Popen(args, env=env, cwd=tmp_path)
@@ -564,8 +592,8 @@ def test_a_replay_killed_half_way_loses_nothing(settings: Settings, tmp_path: Pa
 
     assert again.exit_code == 0, again.output
     selected = {x.message_id for x in letters if x.error_type == "transient"}
-    on_commands = Counter(envelope_id(m) for m in run_sync(_take(settings, sink(settings))))
-    in_dlq = {envelope_id(m) for m in run_sync(_take(settings, settings.dead_letter_queue))}
+    on_commands = Counter(envelope_id(m) for m in run_sync(take(settings, sink(settings))))
+    in_dlq = {envelope_id(m) for m in run_sync(take(settings, settings.dead_letter_queue))}
     assert set(on_commands) == selected
     assert in_dlq == {x.message_id for x in letters} - selected
     records = audit_records(tmp_path / "audit.log")
@@ -588,8 +616,9 @@ async def _wait_for_returns(settings: Settings, total: int) -> None:
         await wait_until(both, total)
 
 
-# The CLI with small audit batches, every ack (deletion) slowed down and counted in ./acks.
-SLOW_PURGE = """
+# The CLI with small audit batches, every ack (a removal: purged, or replayed and confirmed)
+# slowed down and counted in ./acks.
+SLOW_ACKS = """
 import asyncio, aio_pika.message, worker.dlq.audit
 worker.dlq.audit.BATCH_SIZE = 16
 ack = aio_pika.message.IncomingMessage.ack
@@ -621,7 +650,7 @@ def named_for_removal(path: Path) -> set[str]:
     return named
 
 
-async def _wait_until_settled(settings: Settings) -> None:
+async def wait_until_settled(settings: Settings) -> None:
     """Wait until the DLQ's count has not changed for a second (a dead run's returns landed)."""
     connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
     async with connection:
@@ -639,7 +668,7 @@ async def _wait_until_settled(settings: Settings) -> None:
 
 
 def acked(tmp_path: Path) -> int:
-    """Messages a ``SLOW_PURGE`` run in ``tmp_path`` has acked (deleted) so far."""
+    """Messages a ``SLOW_ACKS`` run in ``tmp_path`` has acked (deleted) so far."""
     acks = tmp_path / "acks"
     return len(acks.read_text().splitlines()) if acks.exists() else 0
 
@@ -658,7 +687,7 @@ def kill_half_way(settings: Settings, tmp_path: Path, script: str, *args: str) -
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=WAIT)
     assert process.returncode == -signal.SIGKILL  # killed, not finished
-    run_sync(_wait_until_settled(settings))
+    run_sync(wait_until_settled(settings))
 
 
 def test_a_purge_killed_half_way_named_every_message_it_deleted(
@@ -672,12 +701,12 @@ def test_a_purge_killed_half_way_named_every_message_it_deleted(
     letters = make_letters(300)
     chosen = [x.message_id for i, x in enumerate(letters) if i % 3 != 1]
     args = ["purge", "--yes", *(a for m in chosen for a in ("--message-id", m))]
-    run_sync(_setup(settings, letters))
+    run_sync(setup_dlq(settings, letters))
     log = tmp_path / "audit.log"
 
-    kill_half_way(settings, tmp_path, SLOW_PURGE, *args)
+    kill_half_way(settings, tmp_path, SLOW_ACKS, *args)
 
-    left = Counter(envelope_id(m) for m in run_sync(_take(settings, settings.dead_letter_queue)))
+    left = Counter(envelope_id(m) for m in run_sync(take(settings, settings.dead_letter_queue)))
     gone = {x.message_id for x in letters} - set(left)
     assert gone, "the kill came before anything was deleted"
     assert len(gone) < len(chosen), "the kill came too late to test anything"
@@ -685,12 +714,12 @@ def test_a_purge_killed_half_way_named_every_message_it_deleted(
     assert [r["phase"] for r in audit_records(log) if r["phase"] != "removing"] == ["started"]
     assert set(left.values()) == {1}
     assert {x.message_id for x in letters if x.message_id not in chosen} <= set(left)
-    run_sync(_setup(settings, [x for x in letters if x.message_id in left]))
+    run_sync(setup_dlq(settings, [x for x in letters if x.message_id in left]))
 
     again = invoke(settings, tmp_path, *args)
 
     assert again.exit_code == 0, again.output
-    remaining = run_sync(_take(settings, settings.dead_letter_queue))
+    remaining = run_sync(take(settings, settings.dead_letter_queue))
     assert {envelope_id(m) for m in remaining} == {x.message_id for x in letters} - set(chosen)
     assert set(chosen) <= named_for_removal(log)
     assert audit_records(log)[-1]["phase"] == "finished"
