@@ -13,13 +13,11 @@ from contracts import (
     CommandDeadLettered,
     CommandEnvelope,
     CommandRejected,
-    EventEnvelope,
     QueryEnvelope,
     QueryResult,
     RequestEnvelope,
     RoutedEvent,
 )
-from fca_client.errors import InvalidReply
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -27,8 +25,6 @@ __all__ = [
     "CommandOutcome",
     "CommandT",
     "QueryOutcome",
-    "command_outcome",
-    "query_outcome",
 ]
 
 DEFAULT_TIMEOUT = 10.0
@@ -76,21 +72,3 @@ class Client(Protocol):
     ) -> QueryOutcome | CommandOutcome:
         """Publish a query or command and wait for its answer on direct reply-to."""
         ...
-
-
-def query_outcome(query: QueryEnvelope, answer: EventEnvelope) -> QueryOutcome:
-    """``answer`` typed as the answer to ``query``, or InvalidReply if it cannot be one."""
-    if isinstance(answer, CommandRejected | CommandDeadLettered):
-        return answer
-    if isinstance(answer, QueryResult) and answer.payload.query_type == query.type:
-        return answer
-    raise InvalidReply(f"{answer.type} is not an answer to the query {query.type}")
-
-
-def command_outcome(command: CommandEnvelope, answer: EventEnvelope) -> CommandOutcome:
-    """``answer`` typed as the answer to ``command``, or InvalidReply if it cannot be one."""
-    if isinstance(answer, CommandRejected | CommandDeadLettered):
-        return answer
-    if isinstance(answer, RoutedEvent) and type(answer) in type(command).events:
-        return answer
-    raise InvalidReply(f"{answer.type} is not an answer to the command {command.type}")

@@ -33,13 +33,12 @@ from contracts import (
     QueryEnvelope,
     RequestEnvelope,
 )
+from fca_client.answers import command_outcome, query_outcome
 from fca_client.base import (
     DEFAULT_TIMEOUT,
     CommandOutcome,
     CommandT,
     QueryOutcome,
-    command_outcome,
-    query_outcome,
 )
 from fca_client.errors import (
     BrokerUnavailable,

@@ -33,25 +33,22 @@ from contracts import (
     CommandEnvelope,
     CommandRejected,
     EventEnvelope,
-    InvalidMessage,
     QueryEnvelope,
     QueryResult,
     RequestEnvelope,
     make_event,
     ordering_key,
-    parse_event,
     parse_message,
 )
+from fca_client.answers import answer_problem, command_outcome, query_outcome
 from fca_client.base import (
     DEFAULT_TIMEOUT,
     CommandOutcome,
     CommandT,
     QueryOutcome,
-    command_outcome,
-    query_outcome,
 )
 from fca_client.errors import RequestTimeout
-from fca_client.outgoing import Outgoing, prepare, quiet_dump
+from fca_client.outgoing import Outgoing, prepare
 from fca_client.tracing import trace_headers
 
 __all__ = ["InMemoryClient", "NoAnswerScripted", "Script", "ScriptError", "Sent"]
@@ -237,7 +234,9 @@ class InMemoryClient:
         answer = None if sent.duplicate else rule(request)
         if answer is None:
             raise RequestTimeout(message_id=request.message_id, timeout=timeout)
-        _check_answer(request, answer)
+        problem = answer_problem(request, answer)
+        if problem:
+            raise ScriptError(f"the answer to {request.type} {request.message_id}: {problem}")
         if isinstance(request, QueryEnvelope):
             return query_outcome(request, answer)
         return command_outcome(cast(CommandEnvelope, request), answer)
@@ -275,41 +274,3 @@ def _reply(
         )
     except ValueError as exc:  # pydantic's ValidationError: the script's payload is wrong
         raise ScriptError(f"scripted {cls.__name__} for {request.type} is invalid: {exc}") from None
-
-
-def _check_answer(request: RequestEnvelope, answer: EventEnvelope) -> None:
-    """Raise ScriptError unless the worker could send ``answer`` to ``request``."""
-    try:
-        parse_event(quiet_dump(answer))
-    except InvalidMessage as exc:
-        raise ScriptError(f"the answer to {request.type} is invalid: {exc.reason}") from None
-    problem = _kind_problem(request, answer) or _envelope_problem(request, answer)
-    if problem:
-        raise ScriptError(f"the answer to {request.type} {request.message_id}: {problem}")
-
-
-def _kind_problem(request: RequestEnvelope, answer: EventEnvelope) -> str | None:
-    if isinstance(answer, CommandRejected):
-        if answer.payload.command_message_id != request.message_id:
-            return "its command_message_id is not the request's message_id"
-        if answer.payload.reason not in type(request).rejections:
-            return f"{request.type} is never rejected with {answer.payload.reason}"
-        return None
-    if isinstance(answer, CommandDeadLettered):
-        return None
-    if isinstance(request, CommandEnvelope):
-        first = type(request).events[0]
-        ok = type(answer) is first
-        return None if ok else f"a command is answered with its first event, {first.__name__}"
-    ok = isinstance(answer, QueryResult) and answer.payload.query_type == request.type
-    return None if ok else f"a query is answered with a QueryResult for {request.type}"
-
-
-def _envelope_problem(request: RequestEnvelope, answer: EventEnvelope) -> str | None:
-    if answer.causation_id != request.message_id:
-        return "its causation_id is not the request's message_id"
-    if answer.correlation_id != (request.correlation_id or request.message_id):
-        return "its correlation_id is not the request's (or its message_id)"
-    if answer.actor != request.actor:
-        return "its actor is not the request's"
-    return None
