@@ -176,6 +176,7 @@ class FcaClient:
         Raises:
             RequestTimeout: no answer in time (always so for a message id already handled).
             InvalidReply: the answer is not one the contract allows for this request.
+            ValueError: a request with the same message id is still waiting.
             contracts.InvalidMessage, PublishFailed, BrokerUnavailable, ConnectionLost.
         """
         outgoing = prepare(message, actor=self._actor, trace=trace)
