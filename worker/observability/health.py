@@ -1,4 +1,10 @@
-"""``/metrics``, ``/healthz`` and ``/readyz`` on one port (``WORKER_METRICS_PORT``)."""
+"""``/metrics``, ``/healthz`` and ``/readyz`` on one port (``WORKER_METRICS_PORT``).
+
+``/metrics`` is prometheus-client's own aiohttp handler: it negotiates the format from the
+scraper's ``Accept`` header (Prometheus text 0.0.4, or OpenMetrics when asked), honours
+``?name[]=`` filters and lets aiohttp compress on ``Accept-Encoding``. We only refresh the
+database-backed gauges before it runs.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.aiohttp import make_aiohttp_handler
 
 from worker.observability.metrics import Metrics
 
@@ -27,20 +33,24 @@ class HealthServer:
         *,
         refresh: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self._metrics = metrics
+        self._exposition = make_aiohttp_handler(metrics.registry)
         self._checks = checks
         self._refresh = refresh
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self.started = time.monotonic()
 
-    async def start(self, host: str, port: int) -> None:
-        """Listen on ``host:port``."""
+    def application(self) -> web.Application:
+        """The three routes, as an aiohttp application."""
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics_page)
-        self._runner = web.AppRunner(app, access_log=None)
+        return app
+
+    async def start(self, host: str, port: int) -> None:
+        """Listen on ``host:port``."""
+        self._runner = web.AppRunner(self.application(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
@@ -75,10 +85,8 @@ class HealthServer:
         except Exception:
             return False
 
-    async def _metrics_page(self, _: web.Request) -> web.Response:
+    async def _metrics_page(self, request: web.Request) -> web.StreamResponse:
         if self._refresh is not None:
             with contextlib.suppress(Exception):  # stale gauges beat no page at all
                 await asyncio.wait_for(self._refresh(), CHECK_TIMEOUT)
-        return web.Response(
-            body=self._metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+        return await self._exposition(request)
