@@ -27,8 +27,14 @@ from worker.errors import DlqError
 from worker.settings import Settings
 
 T = TypeVar("T")
-BATCH_SIZE = 100
-"""Messages named by one ``removing`` record (one disk flush per batch, not per message)."""
+BATCH_SIZE = 16
+"""Messages named by one ``removing`` record (one disk flush per batch, not per message).
+
+Small on purpose: a batch's acks go out together, and a quorum queue's client that has more
+than ~32 commands in flight starts merging them, which would shuffle the messages a pass
+returns to the queue right after (see :mod:`worker.dlq.broker`). 16 acks, then the next
+synchronous fetch, never get there.
+"""
 
 
 def audit_log_path(settings: Settings) -> Path:

@@ -21,7 +21,8 @@ the fetched head would move behind the rest), and returns the remainder
 ``RETURN_CHUNK`` nacks at a time, waiting until the queue has applied each chunk (its
 ready count has grown) before sending the next. The queue then keeps its order; anything
 that arrived during the pass ends up in front of the returned messages. Only a killed run
-shuffles the queue.
+shuffles the queue. A burst of acks would get the queue's client merging too, so replays and
+purges remove at most :data:`worker.dlq.audit.BATCH_SIZE` messages between two fetches.
 """
 
 from __future__ import annotations
