@@ -3,7 +3,7 @@
 The standard library's loggers (aio-pika, SQLAlchemy, Alembic) are routed through the
 same processors, so every line has one format and passes the same redaction. An exception
 given to a stdlib logger as an argument (``log.error("failed: %s", exc)``) is described
-before it is interpolated, and an uncaught exception is logged rather than printed raw.
+before it is interpolated; warnings and uncaught exceptions are logged, not printed raw.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level)
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    logging.captureWarnings(True)  # warnings too: one format, the same redaction
     sys.excepthook = log_uncaught
 
 
