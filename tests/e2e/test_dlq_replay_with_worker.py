@@ -3,6 +3,8 @@
 500 commands sit in the DLQ as the worker dead-letters them; 100 of them are selected by
 message id and replayed while a worker consumes. The replay is SIGKILLed part-way and run
 again: the 100 are applied exactly once, and the 400 others stay in the DLQ unchanged.
+Their AMQP ``message_id`` is never the envelope's (a random one, as an older worker's copy
+had, or none at all): the operator selects them by the id the sender put in the body.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,7 +47,7 @@ main(prog_name="worker")
 """
 
 
-def dead_letter(message_id: str) -> tuple[bytes, dict[str, object]]:
+def dead_letter(message_id: str, amqp_id: str | None) -> tuple[bytes, dict[str, object]]:
     """A CreateCustomer body and the headers the worker gives it when it dead-letters it."""
     envelope = {
         "message_id": message_id,
@@ -52,25 +55,26 @@ def dead_letter(message_id: str) -> tuple[bytes, dict[str, object]]:
         "payload": {"email": unique_email(), "full_name": "Replay Test"},
     }
     body = json.dumps(envelope).encode()
-    delivery = Delivery(body, "CreateCustomer", {}, message_id, type="CreateCustomer")
+    delivery = Delivery(body, "CreateCustomer", {}, amqp_id, type="CreateCustomer")
     failure = Failure(ErrorType.TRANSIENT, "transient: OSError", 5)
     return body, dict(failure_headers(delivery, failure))
 
 
-def fill_dlq(client: AmqpClient, queue: str) -> list[tuple[str, bytes]]:
+def fill_dlq(client: AmqpClient, queue: str) -> list[tuple[str, str | None, bytes]]:
+    """Fill the DLQ: (envelope id, AMQP id, body) of each, in order; one in three has no AMQP id."""
     letters = []
-    for _ in range(TOTAL):
-        message_id = new_id()
-        body, headers = dead_letter(message_id)
+    for i in range(TOTAL):
+        message_id, amqp_id = new_id(), uuid.uuid4().hex if i % 3 else None
+        body, headers = dead_letter(message_id, amqp_id)
         properties = pika.BasicProperties(
-            message_id=message_id,
+            message_id=amqp_id,
             type="CreateCustomer",
             content_type="application/json",
             delivery_mode=2,
             headers=headers,
         )
         client.publish_raw("", queue, body, properties)
-        letters.append((message_id, body))
+        letters.append((message_id, amqp_id, body))
     return letters
 
 
@@ -81,7 +85,7 @@ def test_a_selected_replay_killed_half_way_applies_each_command_once(
     workers.start(env)
     with AmqpClient(env.amqp_url, env.topology) as client:
         letters = fill_dlq(client, env.topology.dead_letter_queue)
-        chosen = [message_id for message_id, _ in letters[::5]]
+        chosen = [message_id for message_id, _, _ in letters[::5]]
         assert len(chosen) == SELECTED
         process_env = {**env.environ(), "WORKER_DLQ_AUDIT_LOG": str(tmp_path / "audit.log")}
         command = ["dlq", "replay", *(arg for m in chosen for arg in ("--message-id", m))]
@@ -126,6 +130,7 @@ def test_a_selected_replay_killed_half_way_applies_each_command_once(
         # a run that finishes (tests/integration/test_dlq_tool.py checks it); a killed run's
         # unacked messages are returned by the broker in no particular order.
         remaining = client.dead_letters(env.topology.dead_letter_queue)
-        expected = [(m, b) for m, b in letters if m not in set(chosen)]
+        expected = [(m, a or "", b) for m, a, b in letters if m not in set(chosen)]
         assert len(remaining) == TOTAL - SELECTED
-        assert sorted((m.message_id, m.body) for m in remaining) == sorted(expected)
+        kept = [(m.message_id, m.properties.message_id or "", m.body) for m in remaining]
+        assert sorted(kept) == sorted(expected)  # AMQP ids untouched, absent ones still absent
