@@ -85,7 +85,9 @@ def _selection(command: Callable[..., None]) -> Callable[..., None]:
         click.option("--group", help="Only dead letters of this group (see `worker dlq groups`)."),
         click.option("--error-type", help="Only dead letters with this error type."),
         click.option("--type", "type_", help="Only commands of this type."),
-        click.option("--message-id", "message_ids", multiple=True, help="Repeatable."),
+        click.option(
+            "--message-id", "message_ids", multiple=True, help="The envelope's id (repeatable)."
+        ),
         click.option("--all", "all_", is_flag=True, help="Every dead letter."),
     )
     for option in options:
@@ -124,7 +126,7 @@ def dlq() -> None:
 def list_(
     type_: str | None, error_type: str | None, group: str | None, limit: int | None, as_json: bool
 ) -> None:
-    """List dead letters, oldest first, with their age and group, without consuming any."""
+    """List dead letters, oldest first, without consuming any (with age and group)."""
     settings = _settings()
     selector = Selector.of(type=type_, error_type=error_type, group=group)
     window = ReplayWindow.of(settings)
@@ -143,7 +145,7 @@ def list_(
 @click.option("--group", help="Every dead letter of this group (with MESSAGE_ID: both must hold).")
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most N.")
 def show(message_id: str | None, group: str | None, limit: int | None) -> None:
-    """Print dead letters in full (properties, headers, body): one MESSAGE_ID, or a --group."""
+    """Print dead letters in full: MESSAGE_ID, or every one of a --group."""
     if message_id is None and group is None:
         raise click.UsageError("say which: MESSAGE_ID or --group")
     settings = _settings()
@@ -162,7 +164,7 @@ def show(message_id: str | None, group: str | None, limit: int | None) -> None:
 @click.option("--error-type", help="Only dead letters with this error type.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
 def groups(type_: str | None, error_type: str | None, as_json: bool) -> None:
-    """Group dead letters by command type, error type and error fingerprint, largest first."""
+    """Count dead letters per group (type x error type x error), largest first."""
     selector = Selector.of(type=type_, error_type=error_type)
     found = _run(survey(_settings(), selector=selector))
     if as_json:
@@ -213,7 +215,7 @@ def replay(
 
 
 @dlq.command()
-@click.option("--message-id", "message_ids", multiple=True, help="Repeatable.")
+@click.option("--message-id", "message_ids", multiple=True, help="The envelope's id (repeatable).")
 @click.option("--group", help="Every dead letter of this group (see `worker dlq groups`).")
 @click.option("--all", "all_", is_flag=True, help="Every dead letter in the queue now.")
 @click.option("--yes", is_flag=True, help="Confirm: purged messages are gone for good.")
