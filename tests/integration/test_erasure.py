@@ -19,15 +19,21 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
 from contracts import MESSAGE_CLASSES, CommandEnvelope, example_message, parse_event
-from tests.factories import new_event, random_email
+from tests.factories import customer_data, new_event, random_email
 from tests.fakes import FakePublisher
 from worker.bus import CommandBus, Origin
 from worker.db.models import Account, Customer, Transaction
 from worker.db.session import SessionFactory
 from worker.handlers import HANDLERS
-from worker.repositories import OutboxRepository, PendingEvent, StoredEventRepository
+from worker.repositories import (
+    CustomerRepository,
+    OutboxRepository,
+    PendingEvent,
+    StoredEventRepository,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -317,3 +323,12 @@ async def test_balances_do_not_depend_on_the_erased_data(
     )
 
     assert moved.balance_after == Decimal("88.50")
+
+
+async def test_only_an_erased_customer_may_lack_an_email(session_factory: SessionFactory) -> None:
+    async with session_factory() as session, session.begin():
+        customer = await CustomerRepository(session).create(**customer_data())
+
+    async with session_factory() as session, session.begin():
+        with pytest.raises(IntegrityError):
+            await CustomerRepository(session).update(customer.id, email=None)

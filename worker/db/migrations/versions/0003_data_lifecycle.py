@@ -65,9 +65,6 @@ def upgrade() -> None:
         ["account_id"],
         unique=False,
     )
-    op.create_index(
-        op.f("ix_inbox_messages_processed_at"), "inbox_messages", ["processed_at"], unique=False
-    )
     with op.batch_alter_table("customers", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("erased_at", worker.db.types.UTCDateTime(timezone=True), nullable=True)
@@ -76,6 +73,29 @@ def upgrade() -> None:
         batch_op.alter_column("email", existing_type=sa.String(length=320), nullable=True)
         batch_op.create_check_constraint(
             op.f("ck_customers_email_or_erased"), "email IS NOT NULL OR erased_at IS NOT NULL"
+        )
+    _inbox_time_index()
+
+
+def _inbox_time_index() -> None:
+    """Index the inbox by time for pruning, without blocking commands on PostgreSQL.
+
+    The inbox has grown since the worker's first day; a plain CREATE INDEX would hold off
+    every command's claim while it builds. CONCURRENTLY cannot run in a transaction, so it
+    runs last, after the rest of this revision is committed.
+    """
+    name = op.f("ix_inbox_messages_processed_at")
+    if op.get_bind().dialect.name != "postgresql":
+        op.create_index(name, "inbox_messages", ["processed_at"], unique=False)
+        return
+    with op.get_context().autocommit_block():
+        op.create_index(
+            name,
+            "inbox_messages",
+            ["processed_at"],
+            unique=False,
+            postgresql_concurrently=True,
+            if_not_exists=True,
         )
 
 
