@@ -56,8 +56,13 @@ class FakeOutbox:
         self._store = store
         self.staged: list[PendingEvent] = []
 
-    async def add_many(self, events: Sequence[NewEvent]) -> list[PendingEvent]:
-        """Stage events with fresh ids, in order."""
+    async def add_many(
+        self, events: Sequence[NewEvent], *, skip_existing: bool = False
+    ) -> list[PendingEvent]:
+        """Stage events with fresh ids, in order (``skip_existing``: not those staged before)."""
+        known = {e.message_id for e in [*self._store.outbox, *self.staged]}
+        if skip_existing:
+            events = [e for e in events if e.message_id not in known]
         rows = [e.committed(next(self._store.ids)) for e in events]
         self.staged.extend(rows)
         return rows
@@ -66,8 +71,9 @@ class FakeOutbox:
 class FakeUnitOfWork:
     """A unit of work over a :class:`Store`; handlers may use it as their service."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, fail_commit: BaseException | None = None) -> None:
         self._store = store
+        self._fail_commit = fail_commit
         self.inbox = FakeInbox(store)
         self.outbox = FakeOutbox(store)
         self.entered = False
@@ -92,6 +98,8 @@ class FakeUnitOfWork:
         """Keep what this unit of work staged."""
         if not self.entered or self.closed:
             raise RuntimeError("commit outside `async with`")
+        if self._fail_commit is not None:
+            raise self._fail_commit
         self._store.inbox.update(self.inbox.claimed)
         self._store.outbox.extend(self.outbox.staged)
         self.committed = True
@@ -103,9 +111,11 @@ class FakeUnitsOfWork:
     def __init__(self, store: Store | None = None) -> None:
         self.store = store or Store()
         self.opened: list[FakeUnitOfWork] = []
+        self.fail_commit: BaseException | None = None
+        """Every unit of work opened from now on fails to commit with this."""
 
     def __call__(self, kind: type[Any]) -> Any:
-        uow = FakeUnitOfWork(self.store)
+        uow = FakeUnitOfWork(self.store, fail_commit=self.fail_commit)
         self.opened.append(uow)
         return uow
 

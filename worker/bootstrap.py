@@ -89,6 +89,7 @@ class Worker:
             metrics=self.metrics,
             in_place_retries=s.in_place_retries,
             in_place_backoff=s.in_place_backoff,
+            reply_to_pattern=s.reply_to_pattern,
         )
         migrated = await migrate_v1(s.amqp_urls[self.consuming.node], s)
         self.partitions = PartitionManager(

@@ -34,6 +34,7 @@ from worker.handlers import Handlers
 from worker.messaging.fate import AckOutcome, Failure
 from worker.ports import EventRelay, Replies, UnitOfWork, UnitsOfWork
 from worker.repositories import NewEvent, PendingEvent
+from worker.services import BaseService
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +55,14 @@ class CommandBus:
         units_of_work: UnitsOfWork,
         relay: EventRelay,
         replies: Replies,
+        *,
+        report_kind: type[UnitOfWork] = BaseService,
     ) -> None:
         self._handlers = handlers
         self._uow = units_of_work
         self._relay = relay
         self._replies = replies
+        self._report_kind = report_kind
 
     async def handle(self, request: RequestEnvelope, origin: Origin) -> AckOutcome:
         """Apply a command or answer a query; raises whatever is not a business answer."""
@@ -115,6 +119,17 @@ class CommandBus:
         assert origin.reply_to is not None, "parsing refuses a query without reply_to"
         await self._replies.reply(origin.reply_to, reply)
 
+    async def report_dead_letter(self, report: CommandDeadLettered, origin: Origin) -> None:
+        """Commit a dead letter's report to the outbox (answering ``reply_to``), then publish it.
+
+        The report has a deterministic id, so a second attempt (the delivery came back after
+        a crash before its ack) finds it staged already and adds nothing.
+        """
+        async with self._uow(self._report_kind) as uow:
+            pending = await stage(uow, [report], origin, skip_existing=True)
+            await uow.commit()
+        await self._relay.publish_committed(pending)
+
 
 def _check_declared(command: CommandEnvelope, events: Sequence[RoutedEvent]) -> None:
     """A handler emits only what its command declares (subscribers are promised no other)."""
@@ -140,16 +155,27 @@ def rejected(request: RequestEnvelope, error: DomainError) -> CommandRejected:
 
 
 def dead_lettered(
-    message_id: str | None, message_type: str | None, body: bytes, failure: Failure
+    message_id: str | None,
+    message_type: str | None,
+    body: bytes,
+    failure: Failure,
+    *,
+    replays: int = 0,
+    correlation_id: str | None = None,
+    actor: str | None = None,
 ) -> CommandDeadLettered:
     """The ``CommandDeadLettered`` report of a delivery moved to the DLQ.
 
     A body whose id could not be read is named by its digest (the report's causation id).
+    Each replay that ends in the DLQ again is a new dead-lettering, so the replay count is
+    part of the report's deterministic id.
     """
     return make_event(
         CommandDeadLettered,
         command_message_id=message_id or body_digest_id(body),
-        correlation_id=None,
+        correlation_id=correlation_id,
+        actor=actor,
+        index=replays,
         payload={
             "command_message_id": message_id,
             "command_type": message_type,
@@ -176,7 +202,7 @@ def new_event(
 
 
 async def stage(
-    uow: UnitOfWork, events: Sequence[RoutedEvent], origin: Origin
+    uow: UnitOfWork, events: Sequence[RoutedEvent], origin: Origin, *, skip_existing: bool = False
 ) -> list[PendingEvent]:
     """Write the outbox rows into the unit of work's open transaction.
 
@@ -186,4 +212,4 @@ async def stage(
         new_event(e, reply_to=origin.reply_to if i == 0 else None, partition=origin.partition)
         for i, e in enumerate(events)
     ]
-    return await uow.outbox.add_many(rows)
+    return await uow.outbox.add_many(rows, skip_existing=skip_existing)

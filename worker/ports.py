@@ -34,8 +34,11 @@ class Inbox(Protocol):
 class Outbox(Protocol):
     """The events waiting to be published, written in the same transaction as the change."""
 
-    async def add_many(self, events: Sequence[NewEvent]) -> list[PendingEvent]:
-        """Stage events in order; returns them as outbox rows."""
+    async def add_many(
+        self, events: Sequence[NewEvent], *, skip_existing: bool = False
+    ) -> list[PendingEvent]:
+        """Stage events in order; returns them as outbox rows (``skip_existing``: leave out
+        events whose id was staged before)."""
         ...
 
 

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from typing import Any
 
 import pytest
 
-from contracts import CreateCustomer, RoutedEvent, example_message, ordering_key, parse_message
+from contracts import (
+    DEFAULT_REPLY_TO_PATTERN,
+    CreateCustomer,
+    RoutedEvent,
+    body_digest_id,
+    example_message,
+    ordering_key,
+    parse_message,
+)
 from contracts.topology import (
     HEADER_ATTEMPTS,
     HEADER_ERROR_MESSAGE,
@@ -29,6 +38,7 @@ from tests.fakes import (
     FakeUnitsOfWork,
 )
 from worker.bus import CommandBus
+from worker.errors import EmailTaken
 from worker.handlers import Handlers
 from worker.messaging import consumer as consumer_module
 from worker.messaging.consumer import Consumer
@@ -48,9 +58,11 @@ class World:
         self.units = FakeUnitsOfWork()
         self.publisher = FakePublisher()
         self.behaviour: BaseException | None = None
+        self.fail_rejection = False
         handlers = Handlers()
         handlers.command(CreateCustomer, CustomerService)(self.handle)
-        bus = CommandBus(handlers, self.units, FakeRelay(self.units.store), self.publisher)
+        self.relay = FakeRelay(self.units.store)
+        bus = CommandBus(handlers, self.units, self.relay, self.publisher)
         self.metrics = Metrics()
         self.partition = FakePartition()
         self.consumer = Consumer(
@@ -67,6 +79,8 @@ class World:
     async def handle(self, command: CreateCustomer, uow: Any) -> list[RoutedEvent]:
         if self.behaviour is not None:
             raise self.behaviour
+        if self.fail_rejection:
+            raise EmailTaken("taken")
         return []
 
     async def deliver(self, message: FakeIncomingMessage) -> FakeIncomingMessage:
@@ -130,8 +144,9 @@ async def test_the_last_allowed_attempt_goes_to_the_dlq_with_the_contract_header
     assert headers[HEADER_ERROR_MESSAGE] == "transient: TimeoutError"
     assert headers[HEADER_ORIGINAL_ROUTING_KEY] == "CreateCustomer"
     assert "x-death" not in headers
-    [report] = world.publisher.events
+    [report] = world.units.store.outbox  # committed to the outbox, then published
     assert report.event_type == "CommandDeadLettered"
+    assert world.relay.published == [report]
 
 
 async def test_an_invalid_message_is_dead_lettered_at_once(world: World) -> None:
@@ -162,14 +177,60 @@ async def test_a_delivery_whose_ack_fails_is_nacked_for_redelivery(world: World)
     assert message.settled == ["nack-requeue"]
 
 
-async def test_a_dead_letter_whose_report_fails_is_still_acked(world: World) -> None:
-    """The DLQ holds the message: losing the ack would copy it there twice."""
-    world.publisher.fail_events = ConnectionResetError(104, "reset")
+async def test_a_dead_letter_is_reported_directly_when_the_outbox_cannot_be_written(
+    world: World,
+) -> None:
+    """The database may be down (that is often why a command was dead-lettered)."""
+    world.units.fail_commit = ConnectionRefusedError(111, "refused")
 
     message = await world.deliver(FakeIncomingMessage(b"{}"))
 
     assert message.settled == ["ack"]
     assert [queue for queue, *_ in world.publisher.copies] == [DLQ]
+    [report] = world.publisher.events
+    assert report.event_type == "CommandDeadLettered"
+
+
+async def test_a_dead_letter_whose_report_cannot_be_made_goes_back_to_the_queue(
+    world: World,
+) -> None:
+    """Neither the outbox nor the broker took the report: do not lose it by acking."""
+    world.units.fail_commit = ConnectionRefusedError(111, "refused")
+    world.publisher.fail_events = ConnectionResetError(104, "reset")
+
+    message = await world.deliver(FakeIncomingMessage(b"{}"))
+
+    assert message.settled == ["nack-requeue"]
+    assert [queue for queue, *_ in world.publisher.copies] == [DLQ]
+
+
+async def test_copies_keep_the_envelopes_id_never_a_new_one(world: World) -> None:
+    world.behaviour = TimeoutError()
+    body = example_message("CreateCustomer")
+    body["message_id"] = "the-envelopes-id"
+    without = FakeIncomingMessage(json.dumps(body).encode(), message_id=None)
+    other = FakeIncomingMessage(json.dumps(body).encode(), message_id="a-property-id")
+    unreadable = FakeIncomingMessage(b"not json", message_id=None)
+
+    for message in (without, other, unreadable):
+        await world.deliver(message)
+
+    ids = [delivery.message_id for _, delivery, *_ in world.publisher.copies]
+    assert ids == ["the-envelopes-id", "the-envelopes-id", body_digest_id(b"not json")]
+
+
+async def test_a_refused_reply_to_gets_no_answer_but_the_command_is_applied(world: World) -> None:
+    world.consumer._reply_to = re.compile(DEFAULT_REPLY_TO_PATTERN)
+    message = a_command()
+    message.reply_to = "fca.worker.commands.dlq"
+    world.fail_rejection = True  # a rejection would answer reply_to
+
+    await world.deliver(message)
+
+    assert message.settled == ["ack"]
+    [row] = world.units.store.outbox
+    assert row.reply_to is None
+    assert sample(world, "fca_replies_refused_total") == 1
 
 
 async def test_a_bug_is_retried_a_few_times_and_never_acked_before_its_copy(

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -50,6 +52,7 @@ from worker.messaging.fate import (
     RetryPolicy,
     attempts_so_far,
     outcome_of,
+    replays_so_far,
 )
 from worker.messaging.ordering import KeyedSequencer
 from worker.observability.metrics import Metrics
@@ -84,7 +87,7 @@ async def decide(bus: CommandBus, policy: RetryPolicy, parsed: Parsed) -> Decisi
     if parsed.request is None:
         return policy.invalid(parsed.invalid or "invalid message", attempt)
     try:
-        origin = Origin(reply_to=parsed.delivery.reply_to, partition=parsed.partition)
+        origin = Origin(reply_to=parsed.reply_to, partition=parsed.partition)
         return Ack(await bus.handle(parsed.request, origin), attempt)
     except Exception as exc:
         decision = policy.after_failure(exc, attempt)
@@ -141,6 +144,7 @@ class Consumer:
         metrics: Metrics,
         in_place_retries: int = 0,
         in_place_backoff: float = 0.1,
+        reply_to_pattern: str | None = None,
     ) -> None:
         self._bus = bus
         self._publisher = publisher
@@ -151,6 +155,7 @@ class Consumer:
         self._metrics = metrics
         self._in_place = in_place_retries
         self._backoff = in_place_backoff
+        self._reply_to = re.compile(reply_to_pattern) if reply_to_pattern else None
         self._slots = asyncio.Semaphore(concurrency)
         self._sequencer = KeyedSequencer()
         self._waiting_retries: Counter[str] = Counter()
@@ -160,7 +165,10 @@ class Consumer:
         """Parse, wait for the key's turn, decide, settle. Never raises."""
         # Everything up to the first await runs in delivery order: claim the turn here.
         parsed = parse(
-            to_delivery(message), max_body_bytes=self._max_body_bytes, partition=partition.index
+            to_delivery(message),
+            max_body_bytes=self._max_body_bytes,
+            partition=partition.index,
+            reply_to_pattern=self._reply_to,
         )
         key = parsed.ordering_key
         turn = self._sequencer.claim(key)
@@ -198,7 +206,11 @@ class Consumer:
             return await decide(self._bus, self._policy, parsed)
 
     def _check_key(self, parsed: Parsed) -> None:
-        """Count deliveries without the ordering-key header, or with one that disagrees."""
+        """Count deliveries without the ordering-key header, or with one that disagrees; and
+        those naming a ``reply_to`` the rule refuses (they are processed, but not answered)."""
+        if parsed.reply_refused:
+            self._metrics.replies_refused.inc()
+            log.warning("message.reply_to_refused", message_id=parsed.message_id)
         header = parsed.delivery.headers.get(HEADER_ORDERING_KEY)
         if header is None:
             self._metrics.unkeyed.inc()
@@ -226,16 +238,17 @@ class Consumer:
         """Carry out the decision and ack; ``False`` if the delivery went back to the queue."""
         delivery = parsed.delivery
         try:
+            copy = replace(delivery, message_id=parsed.copy_id)  # never a new id
             if isinstance(decision, Retry):
                 await self._publisher.to_queue(
                     delay_queue_name(decision.delay, self._command_queue),
-                    delivery,
+                    copy,
                     failure_headers(delivery, decision.failure),
                     expiration_ms=self._policy.expiration_ms(decision.delay),
                 )
             elif isinstance(decision, DeadLetter):
                 await self._publisher.to_queue(
-                    self._dlq, delivery, failure_headers(delivery, decision.failure)
+                    self._dlq, copy, failure_headers(delivery, decision.failure)
                 )
                 await self._report(parsed, decision.failure)
             await message.ack()
@@ -253,11 +266,28 @@ class Consumer:
             return False
 
     async def _report(self, parsed: Parsed, failure: Failure) -> None:
-        report = dead_lettered(parsed.message_id, parsed.type, parsed.delivery.body, failure)
+        """Report a dead letter through the outbox; if the database is down, publish it directly.
+
+        Only if neither works does this raise: the delivery then goes back to the queue (and
+        may be copied to the DLQ a second time; the DLQ tool names both by the same id).
+        """
+        request = parsed.request
+        report = dead_lettered(
+            parsed.message_id,
+            parsed.type,
+            parsed.delivery.body,
+            failure,
+            replays=replays_so_far(parsed.delivery.headers),
+            correlation_id=request.correlation_id if request is not None else None,
+            actor=request.actor if request is not None else None,
+        )
+        origin = Origin(reply_to=parsed.reply_to, partition=parsed.partition)
         try:
-            await self._publisher.publish_events([new_event(report)])
-        except Exception as exc:  # the DLQ holds the message; the report is best effort
-            log.warning("dead_letter.report_failed", error=type(exc).__name__)
+            await self._bus.report_dead_letter(report, origin)
+        except Exception as exc:
+            log.warning("dead_letter.report_direct", error=type(exc).__name__)
+            event = new_event(report, reply_to=origin.reply_to, partition=origin.partition)
+            await self._publisher.publish_events([event])
 
     def _observe(self, parsed: Parsed, decision: Decision, settled: bool, seconds: float) -> None:
         # Only known types become label values: a hostile sender must not create series.

@@ -9,6 +9,7 @@ shape, else none.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from contracts import (
     QueryEnvelope,
     RequestEnvelope,
     TypeName,
+    body_digest_id,
     ordering_key,
     parse_message,
 )
@@ -50,6 +52,16 @@ class Parsed:
     message_id: str | None = None
     type: str | None = None
     partition: int | None = None
+    reply_to: str | None = None
+    """Where to answer: the delivery's ``reply_to`` if the reply-to rule allows it."""
+    reply_refused: bool = False
+    """The delivery named a ``reply_to`` the rule refuses (it gets no answer)."""
+
+    @property
+    def copy_id(self) -> str:
+        """The AMQP ``message_id`` of a copy we make (a retry, a dead letter): the envelope's
+        id, else the AMQP property's, else the body's digest; never a new one."""
+        return self.message_id or body_digest_id(self.delivery.body)
 
     @property
     def ordering_key(self) -> str | None:
@@ -79,21 +91,37 @@ def _valid(adapter: TypeAdapter[str], value: str | None) -> str | None:
         return None
 
 
-def parse(delivery: Delivery, *, max_body_bytes: int, partition: int | None = None) -> Parsed:
-    """Size check, then strict parsing; never raises."""
+def parse(
+    delivery: Delivery,
+    *,
+    max_body_bytes: int,
+    partition: int | None = None,
+    reply_to_pattern: re.Pattern[str] | None = None,
+) -> Parsed:
+    """Size check, the reply-to rule, then strict parsing; never raises."""
+    reply_to = delivery.reply_to or None
+    refused = bool(reply_to and reply_to_pattern and not reply_to_pattern.match(reply_to))
+    answer_to = None if refused else reply_to
+
+    def parsed(
+        request: RequestEnvelope | None,
+        invalid: str | None,
+        message_id: str | None,
+        type_: str | None,
+    ) -> Parsed:
+        return Parsed(delivery, request, invalid, message_id, type_, partition, answer_to, refused)
+
     size = len(delivery.body)
     if size > max_body_bytes:
         reason = f"body of {size} bytes exceeds the {max_body_bytes}-byte limit"
-        message_id = _valid(_MESSAGE_ID, delivery.message_id)
         message_type = _valid(_TYPE_NAME, delivery.type)
-        return Parsed(delivery, None, reason, message_id, message_type, partition)
+        return parsed(None, reason, _valid(_MESSAGE_ID, delivery.message_id), message_type)
     try:
         request = parse_message(delivery.body)
     except InvalidMessage as exc:
         message_id = exc.message_id or _valid(_MESSAGE_ID, delivery.message_id)
-        message_type = exc.type or _valid(_TYPE_NAME, delivery.type)
-        return Parsed(delivery, None, str(exc), message_id, message_type, partition)
-    if isinstance(request, QueryEnvelope) and not delivery.reply_to:
-        reason = "a query must carry the AMQP reply_to property"
-        return Parsed(delivery, None, reason, request.message_id, request.type, partition)
-    return Parsed(delivery, request, None, request.message_id, request.type, partition)
+        return parsed(None, str(exc), message_id, exc.type or _valid(_TYPE_NAME, delivery.type))
+    if isinstance(request, QueryEnvelope) and answer_to is None:
+        reason = "a query must carry the AMQP reply_to property (naming a reply queue)"
+        return parsed(None, reason, request.message_id, request.type)
+    return parsed(request, None, request.message_id, request.type)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from contracts.fields import ErrorType
-from contracts.topology import HEADER_ATTEMPTS
+from contracts.topology import HEADER_ATTEMPTS, HEADER_REPLAY_COUNT
 from worker.errors import TransientError, translate
 
 UNEXPECTED_ATTEMPTS = 3
@@ -149,7 +149,16 @@ class RetryPolicy:
 
 def attempts_so_far(headers: Mapping[str, object]) -> int:
     """Failed attempts recorded on the message in our own ``fca-attempts`` header."""
-    value = headers.get(HEADER_ATTEMPTS, 0)
+    return _count(headers, HEADER_ATTEMPTS)
+
+
+def replays_so_far(headers: Mapping[str, object]) -> int:
+    """How often the message was replayed from the DLQ (our ``fca-replay-count`` header)."""
+    return _count(headers, HEADER_REPLAY_COUNT)
+
+
+def _count(headers: Mapping[str, object], name: str) -> int:
+    value = headers.get(name, 0)
     if isinstance(value, bytes):
         value = value.decode(errors="replace")
     try:

@@ -28,7 +28,7 @@ import structlog
 from aio_pika import Message
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-from contracts import InvalidMessage, ordering_key, parse_message
+from contracts import InvalidMessage, body_digest_id, ordering_key, parse_message
 from contracts.topology import (
     COMMAND_QUEUE_BINDING_KEY,
     HEADER_ORDERING_KEY,
@@ -121,9 +121,11 @@ async def _empty(channel: AbstractChannel, name: str, settings: Settings) -> int
 
 def _copy(message: AbstractIncomingMessage) -> Message:
     headers = dict(message.headers or {})
-    if HEADER_ORDERING_KEY not in headers:
-        with contextlib.suppress(InvalidMessage):
-            headers[HEADER_ORDERING_KEY] = ordering_key(parse_message(message.body))
+    message_id = message.message_id or body_digest_id(message.body)  # never a new id
+    with contextlib.suppress(InvalidMessage):
+        request = parse_message(message.body)
+        message_id = request.message_id  # the envelope's id names the message
+        headers.setdefault(HEADER_ORDERING_KEY, ordering_key(request))
     return Message(
         message.body,
         headers=headers,
@@ -134,7 +136,7 @@ def _copy(message: AbstractIncomingMessage) -> Message:
         correlation_id=message.correlation_id,
         reply_to=message.reply_to,
         expiration=None,
-        message_id=message.message_id,
+        message_id=message_id,
         timestamp=message.timestamp,
         type=message.type,
         user_id=message.user_id,

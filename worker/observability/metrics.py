@@ -76,6 +76,11 @@ class Metrics:
             "Transient failures retried in place (holding their key) before a delay queue.",
             registry=r,
         )
+        self.replies_refused = Counter(
+            "fca_replies_refused",
+            "Deliveries whose reply_to the reply-to rule refused (processed, not answered).",
+            registry=r,
+        )
         self.partitions_owned = Gauge(
             "fca_partitions_owned", "Partition queues this replica consumes.", registry=r
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,6 +19,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worker.db.models import OutboxEvent
@@ -27,6 +29,12 @@ from worker.db.models import OutboxEvent
 # per-call statement construction).
 _OUTBOX: Table = OutboxEvent.__table__  # type: ignore[assignment]
 _ADD_EVENTS = insert(_OUTBOX).returning(_OUTBOX.c.id, sort_by_parameter_order=True)
+_ADD_NEW = {
+    name: dialect_insert(_OUTBOX)
+    .on_conflict_do_nothing(index_elements=["message_id"])
+    .returning(_OUTBOX.c.id)
+    for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 _MARK_PUBLISHED = {
     # One statement text for any number of ids: a prepared statement asyncpg can reuse.
     "postgresql": update(_OUTBOX)
@@ -80,8 +88,14 @@ class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add_many(self, events: Sequence[NewEvent]) -> list[PendingEvent]:
-        """Insert events in order (one executemany-style round trip); returns them as rows."""
+    async def add_many(
+        self, events: Sequence[NewEvent], *, skip_existing: bool = False
+    ) -> list[PendingEvent]:
+        """Insert events in order (one executemany-style round trip); returns them as rows.
+
+        With ``skip_existing``, an event whose message id is already in the table (the same
+        deterministic id staged before) is left out instead of failing the transaction.
+        """
         if not events:
             return []
         rows = [
@@ -96,9 +110,22 @@ class OutboxRepository:
             }
             for e in events
         ]
+        if skip_existing:
+            return await self._add_new(events, rows)
         result = await self.session.execute(_ADD_EVENTS, rows)
         ids = result.scalars().all()
         return [e.committed(int(i)) for e, i in zip(events, ids, strict=True)]
+
+    async def _add_new(
+        self, events: Sequence[NewEvent], rows: Sequence[Mapping[str, object]]
+    ) -> list[PendingEvent]:
+        insert = _ADD_NEW[self.session.get_bind().dialect.name]
+        added: list[PendingEvent] = []
+        for event, row in zip(events, rows, strict=True):  # rare (dead-letter reports): one by one
+            new_id = (await self.session.execute(insert, row)).scalar_one_or_none()
+            if new_id is not None:
+                added.append(event.committed(int(new_id)))
+        return added
 
     async def claim_unsent(
         self,
