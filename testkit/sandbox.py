@@ -23,12 +23,12 @@ Failures to reach a server raise :class:`testkit.services.ServiceUnavailable`.
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import re
 import shutil
 import socket
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -145,24 +145,36 @@ def _rabbitmqctl(*args: str) -> bool:
     return result.returncode == 0
 
 
-@functools.cache
+_NODE_PORTS: list[frozenset[int]] = []
+
+
 def _local_node_amqp_ports() -> frozenset[int]:
-    """AMQP ports of the node a bare ``rabbitmqctl`` talks to (empty if it cannot)."""
+    """AMQP ports of the node a bare ``rabbitmqctl`` talks to (empty if it cannot).
+
+    Asked up to three times (a busy machine can make the CLI time out once); only an answer
+    is remembered, never a failure.
+    """
+    if _NODE_PORTS:
+        return _NODE_PORTS[0]
     if shutil.which("rabbitmq-diagnostics") is None:
         return frozenset()
-    try:
-        result = subprocess.run(
-            ["rabbitmq-diagnostics", "-q", "listeners"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return frozenset()
-    if result.returncode != 0:
-        return frozenset()
-    return frozenset(int(p) for p in re.findall(r"port: (\d+), protocol: amqp\b", result.stdout))
+    for attempt in range(3):
+        try:
+            result = subprocess.run(
+                ["rabbitmq-diagnostics", "-q", "listeners"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            result = None
+        if result is not None and result.returncode == 0:
+            found = re.findall(r"port: (\d+), protocol: amqp\b", result.stdout)
+            _NODE_PORTS.append(frozenset(int(p) for p in found))
+            return _NODE_PORTS[0]
+        time.sleep(2 * (attempt + 1))
+    return frozenset()
 
 
 def rabbitmqctl_manages(amqp_url: str) -> bool:

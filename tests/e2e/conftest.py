@@ -13,7 +13,8 @@
 * ``workers`` (function): a :class:`~testkit.processes.WorkerPool` for tests that start,
   SIGTERM or SIGKILL their own workers; every process is killed at teardown.
 * ``isolated_worker_env`` (function): a factory ``isolated_worker_env(**overrides) -> WorkerEnv``
-  with a fresh database and fresh exchange/queue names, for tests that need clean tables and
+  with a fresh database and fresh exchange/queue names (and 4 partitions unless
+  ``partitions=`` says otherwise), for tests that need clean tables and
   topology (two workers, crashes, DLQ contents). At teardown the ``workers`` are killed
   first, then the databases dropped and the queues and exchanges deleted.
 
@@ -117,12 +118,14 @@ def isolated_worker_env(
     """A factory of worker environments with their own database and topology names."""
     created: list[WorkerEnv] = []
 
-    def make(**overrides: str | int | float) -> WorkerEnv:
+    def make(*, partitions: int = 4, **overrides: str | int | float) -> WorkerEnv:
+        # Few partitions by default: every partition is a quorum queue (a Raft group) on the
+        # test broker, and a session creates many topologies.
         database_url = create_database(worker_env.database_url, prefix="worker_e2e_")
         env = WorkerEnv(
             amqp_url=worker_env.amqp_url,
             database_url=database_url,
-            topology=Topology.unique(),
+            topology=Topology.unique(partitions=partitions),
         ).with_overrides(**overrides)
         created.append(env)
         return env

@@ -70,7 +70,7 @@ class RowLock:
                     "SELECT 1 FROM accounts WHERE account_number = ANY($1) FOR UPDATE", numbers
                 )
                 self._locked.set()
-                while not self._release.is_set():
+                while not self._release.is_set():  # noqa: ASYNC110 (a threading.Event)
                     await asyncio.sleep(0.05)
         finally:
             await connection.close()

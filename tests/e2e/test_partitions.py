@@ -46,7 +46,7 @@ def handled_by(worker: WorkerProcess) -> int:
 def test_three_replicas_keep_every_keys_order_and_apply_each_command_once(
     isolated_worker_env: Callable[..., WorkerEnv], workers: WorkerPool
 ) -> None:
-    env = isolated_worker_env(**FAST_MEMBERSHIP)
+    env = isolated_worker_env(partitions=PARTITIONS, **FAST_MEMBERSHIP)
     replicas = start_replicas(workers, env, 3)
     owners = wait_balanced(env.database_url, 3, PARTITIONS)
     with harness_for(env) as h:
@@ -67,7 +67,7 @@ def test_three_replicas_keep_every_keys_order_and_apply_each_command_once(
 def test_a_rolling_restart_loses_nothing_doubles_nothing_and_rebalances(
     isolated_worker_env: Callable[..., WorkerEnv], workers: WorkerPool
 ) -> None:
-    env = isolated_worker_env(**FAST_MEMBERSHIP)
+    env = isolated_worker_env(partitions=PARTITIONS, **FAST_MEMBERSHIP)
     replicas = start_replicas(workers, env, 3)
     wait_balanced(env.database_url, 3, PARTITIONS)
     with harness_for(env) as h:

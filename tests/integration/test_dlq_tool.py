@@ -172,6 +172,7 @@ def dlq_settings(amqp_url: str, prefix: str) -> Settings:
         events_exchange=f"{prefix}.events",
         command_queue=f"{prefix}.commands.q",
         dead_letter_queue=f"{prefix}.commands.dlq",
+        partitions=2,  # the tool never reads them; each is a quorum queue on the broker
     )
 
 
