@@ -28,6 +28,7 @@ class Store:
     """What committed units of work left behind, shared by all of them."""
 
     inbox: dict[str, str] = field(default_factory=dict)
+    audit: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     outbox: list[PendingEvent] = field(default_factory=list)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -68,6 +69,19 @@ class FakeOutbox:
         return rows
 
 
+class FakeAudit:
+    """The audit of one unit of work."""
+
+    def __init__(self) -> None:
+        self.staged: list[tuple[str, str, str, str | None]] = []
+
+    async def record(
+        self, message_id: str, message_type: str, outcome: str, *, actor: str | None = None
+    ) -> None:
+        """Stage one record."""
+        self.staged.append((message_id, message_type, outcome, actor))
+
+
 class FakeUnitOfWork:
     """A unit of work over a :class:`Store`; handlers may use it as their service."""
 
@@ -76,6 +90,7 @@ class FakeUnitOfWork:
         self._fail_commit = fail_commit
         self.inbox = FakeInbox(store)
         self.outbox = FakeOutbox(store)
+        self.audit = FakeAudit()
         self.entered = False
         self.committed = False
         self.closed = False
@@ -102,6 +117,7 @@ class FakeUnitOfWork:
             raise self._fail_commit
         self._store.inbox.update(self.inbox.claimed)
         self._store.outbox.extend(self.outbox.staged)
+        self._store.audit.extend(self.audit.staged)
         self.committed = True
 
 

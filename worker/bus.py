@@ -127,6 +127,14 @@ class CommandBus:
         """
         async with self._uow(self._report_kind) as uow:
             pending = await stage(uow, [report], origin, skip_existing=True)
+            if pending:  # the first time this dead-lettering is reported: audit it too
+                p = report.payload
+                await uow.audit.record(
+                    p.command_message_id or report.causation_id,
+                    p.command_type or "unknown",
+                    "dead_lettered",
+                    actor=report.actor,
+                )
             await uow.commit()
         await self._relay.publish_committed(pending)
 

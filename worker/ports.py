@@ -42,6 +42,16 @@ class Outbox(Protocol):
         ...
 
 
+class Audit(Protocol):
+    """The record of who asked for each command and what came of it."""
+
+    async def record(
+        self, message_id: str, message_type: str, outcome: str, *, actor: str | None = None
+    ) -> None:
+        """Write one record into this unit of work's transaction."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: nothing it did is kept unless :meth:`commit` is called."""
 
@@ -53,6 +63,11 @@ class UnitOfWork(Protocol):
     @property
     def outbox(self) -> Outbox:
         """The outbox, in this transaction."""
+        ...
+
+    @property
+    def audit(self) -> Audit:
+        """The command audit, in this transaction."""
         ...
 
     async def __aenter__(self) -> Self:

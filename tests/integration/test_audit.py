@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from contracts import MESSAGE_CLASSES, CommandEnvelope, example_message, parse_event
+from contracts.fields import ErrorType
 from tests.factories import random_email
 from tests.fakes import FakePublisher
-from worker.bus import CommandBus, Origin
+from worker.bus import CommandBus, Origin, dead_lettered
 from worker.db.models import CommandAudit
 from worker.db.session import SessionFactory
 from worker.handlers import HANDLERS
+from worker.messaging.fate import Failure
 from worker.repositories import AuditRepository, InboxRepository, PendingEvent
 
 if TYPE_CHECKING:
@@ -145,3 +147,23 @@ async def test_recent_lists_newest_first_by_actor_and_pages(
     assert [r.message_id for r in newest] == ["m-4", "m-3"]
     assert [r.message_id for r in older] == ["m-2", "m-1", "m-0"]
     assert [r.message_id for r in by_agent] == ["m-3", "m-1"]
+
+
+async def test_a_dead_lettered_command_is_audited_once_however_often_it_is_reported(
+    bus: CommandBus, session_factory: SessionFactory, relay: RecordingRelay
+) -> None:
+    doomed = command("OpenAccount", actor="agent:7", customer_id="CUST-1", account_type="current")
+    failure = Failure(ErrorType.TRANSIENT, "transient: TimeoutError", 5)
+    report = dead_lettered(doomed.message_id, doomed.type, b"{}", failure, actor=doomed.actor)
+
+    for _ in range(2):  # the delivery came back after a crash before its ack
+        await bus.report_dead_letter(report, Origin(reply_to="amq.gen-x", partition=1))
+
+    [record] = await audit_of(session_factory, doomed.message_id)
+    assert (record.message_type, record.actor, record.outcome) == (
+        "OpenAccount",
+        "agent:7",
+        "dead_lettered",
+    )
+    [published] = relay.published
+    assert (published.event_type, published.reply_to) == ("CommandDeadLettered", "amq.gen-x")

@@ -147,6 +147,9 @@ async def test_the_last_allowed_attempt_goes_to_the_dlq_with_the_contract_header
     [report] = world.units.store.outbox  # committed to the outbox, then published
     assert report.event_type == "CommandDeadLettered"
     assert world.relay.published == [report]
+    [(message_id, message_type, outcome, _)] = world.units.store.audit
+    assert (message_type, outcome) == ("CreateCustomer", "dead_lettered")
+    assert message_id == json.loads(delivery.body)["message_id"]
 
 
 async def test_an_invalid_message_is_dead_lettered_at_once(world: World) -> None:

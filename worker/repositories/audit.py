@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from worker.db.models import CommandAudit
 from worker.repositories.base import BaseRepository, clamp_limit
@@ -12,6 +12,13 @@ class AuditRepository(BaseRepository[CommandAudit]):
     """Audit records, written by :meth:`InboxRepository.claim`; read here."""
 
     model = CommandAudit
+
+    async def record(
+        self, message_id: str, message_type: str, outcome: str, *, actor: str | None = None
+    ) -> None:
+        """Write one record (claims write theirs themselves; this is for dead letters)."""
+        values = {"message_id": message_id, "message_type": message_type, "outcome": outcome}
+        await self.session.execute(insert(CommandAudit).values(actor=actor, **values))
 
     async def for_message(self, message_id: str) -> list[CommandAudit]:
         """The records of one message id, oldest first (more than one only if the inbox
