@@ -34,10 +34,10 @@ test-e2e: install
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check worker contracts tests bench testkit
-	$(BIN)/ruff format --check worker contracts tests bench testkit
+	$(BIN)/ruff check worker contracts fca_client tests bench testkit
+	$(BIN)/ruff format --check worker contracts fca_client tests bench testkit
 	$(BIN)/python -m contracts.docs --check
-	$(BIN)/mypy --strict worker contracts
+	$(BIN)/mypy --strict worker contracts fca_client
 
 docs: install
 	$(PY) -m contracts.docs

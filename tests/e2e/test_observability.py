@@ -192,13 +192,13 @@ def test_personal_data_never_reaches_the_logs(world: World) -> None:
 
 def test_every_message_handled_line_names_the_message(world: World) -> None:
     h = world.h
-    envelope_only = f"envelope-{unique_token()}"
+    envelope_only = new_id()  # a UUID: the worker's logs keep those readable
     sent = send_and_wait(
         h,
         {
             "type": "CreateCustomer",
             "payload": {"email": unique_email(), "full_name": "Log Fields"},
-            "correlation_id": f"both-{unique_token()}",
+            "correlation_id": new_id(),
         },
         {  # correlation id in the envelope only, as the contract puts it
             "type": "DeleteCustomer",
@@ -223,6 +223,22 @@ def test_every_message_handled_line_names_the_message(world: World) -> None:
     assert by_id[sent[1].message_id]["correlation_id"] == envelope_only
     assert by_id[sent[2].message_id]["outcome"] == "rejected"
     assert by_id[sent[2].message_id]["correlation_id"] in (None, sent[2].message_id)
+
+
+def test_a_correlation_id_of_another_shape_is_logged_as_a_keyed_hash(world: World) -> None:
+    """A sender-chosen correlation id may name a person: only UUID-like ids are logged as is."""
+    chosen = f"chat-of-{unique_token()}"
+    [sent] = send_and_wait(
+        world.h,
+        {
+            "type": "DeleteCustomer",
+            "payload": {"customer_id": "CUST-NONE"},
+            "correlation_id": chosen,
+        },
+    )
+    [record] = world.worker.find_logs("message.handled", message_id=sent.message_id)
+    assert str(record["correlation_id"]).startswith("hashed:")
+    assert chosen not in world.worker.logs()
 
 
 # --- metrics ----------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -90,7 +90,3 @@ class Metrics:
             ["direction"],
             registry=r,
         )
-
-    def render(self) -> bytes:
-        """The text exposition format."""
-        return generate_latest(self.registry)
