@@ -11,10 +11,15 @@
 ``wait_outbox_flushed(url, timeout)``
     The bookkeeping tables: what the inbox recorded for some commands, how many outbox rows
     are not marked published yet, and waiting until none is left.
+``RowLock(url, sql, *args)``, ``.release()``
+    Holds a ``SELECT … FOR UPDATE`` until released: with ``lock_timeout`` set on the worker's
+    database, its transactions on those rows fail transiently, on demand.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -25,6 +30,7 @@ from testkit.services import asyncpg_dsn, run_sync
 
 __all__ = [
     "DOMAIN_TABLES",
+    "RowLock",
     "db_execute",
     "db_fetch",
     "db_fetchrow",
@@ -121,3 +127,41 @@ def wait_outbox_flushed(database_url: str, *, timeout: float = DEFAULT_TIMEOUT) 
         interval=0.2,
         message=lambda: f"{unsent_outbox(database_url)} outbox rows still unsent",
     )
+
+
+class RowLock:
+    """Holds ``SELECT … FOR UPDATE`` on rows until released (on a thread of its own).
+
+    With ``lock_timeout`` set on the worker's database, the worker's transactions touching
+    those rows fail with a lock timeout: a transient fault, on demand.
+    """
+
+    def __init__(self, database_url: str, sql: str, *args: Any) -> None:
+        self._release = threading.Event()
+        self._locked = threading.Event()
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(
+            target=asyncio.run, args=(self._hold(database_url, sql, args),), daemon=True
+        )
+        self._thread.start()
+        assert self._locked.wait(10), f"could not take the lock: {self._failure!r}"
+
+    async def _hold(self, database_url: str, sql: str, args: Sequence[Any]) -> None:
+        try:
+            connection = await asyncpg.connect(asyncpg_dsn(database_url))
+        except BaseException as exc:
+            self._failure = exc
+            raise
+        try:
+            async with connection.transaction():
+                await connection.execute(sql, *args)
+                self._locked.set()
+                while not self._release.is_set():  # noqa: ASYNC110 (a threading.Event)
+                    await asyncio.sleep(0.05)
+        finally:
+            await connection.close()
+
+    def release(self) -> None:
+        """Commit the locking transaction (the rows are free again)."""
+        self._release.set()
+        self._thread.join(10)

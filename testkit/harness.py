@@ -9,7 +9,8 @@
     ``.expect_event(type, payload, event_type=None, **kw)`` and
     ``.expect_rejection(type, payload, reason, **kw)`` (both run ``assert_outcome_message``),
     ``.query(type, payload, **kw)``, ``.wait_handled(sent)`` (the worker logged
-    ``message.handled`` for it), ``.assert_acked(sent)`` (that, no ``message.settle_failed``,
+    ``message.handled`` for it), ``.assert_no_more(predicate)`` (nothing matching arrived
+    before a marker command's outcome), ``.assert_acked(sent)`` (that, no ``message.settle_failed``,
     and the command queue holds no ready message), ``.fetch/.fetchrow/.fetchval(sql, *args)``,
     ``.fingerprint()``, and data builders ``.create_customer(**fields) -> payload``,
     ``.open_account(customer_id, **fields) -> account_number``,
@@ -27,7 +28,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from testkit.amqp import AmqpClient
@@ -148,6 +149,21 @@ class Harness:
         return self.worker.wait_for_log(
             "message.handled", timeout=timeout, message_id=sent.message_id
         )
+
+    def assert_no_more(
+        self, predicate: Callable[[ReceivedMessage], bool], *, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        """Fail if a message matching ``predicate`` arrived, checked after a marker's outcome.
+
+        Call it once the worker has handled what is under test (e.g. ``wait_handled``): a
+        marker command sent now is handled after it, and the worker publishes everything on
+        one channel in order, so anything the earlier work published reaches the collector
+        before the marker's outcome does. A condition, not a sleep.
+        """
+        marker = self.send("CreateCustomer", {"email": unique_email(), "full_name": "Marker"})
+        self.outcome(marker, timeout=timeout)
+        found = [m for m in self.events.messages if predicate(m)]
+        assert not found, f"unexpected messages: {found}"
 
     def assert_acked(self, sent: SentMessage, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         """The worker settled ``sent`` (ack, or ack after a retry/DLQ republish) without a

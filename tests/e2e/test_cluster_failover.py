@@ -11,22 +11,19 @@ nothing is lost, nothing doubled, and every key kept its order.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-import asyncpg
 import pytest
 
 from testkit.config import WorkerEnv
-from testkit.database import db_execute, db_fetchval
+from testkit.database import RowLock, db_execute, db_fetchval
 from testkit.factories import new_id, wait_until
 from testkit.harness import Harness, harness_for
 from testkit.ordered import assert_in_order, build_ordered, wait_balanced
 from testkit.private import PrivateCluster, private_cluster, rabbitmq_installed
 from testkit.processes import WorkerPool
-from testkit.services import NO_SERVICE, asyncpg_dsn
+from testkit.services import NO_SERVICE
 from testkit.workload import wait_outcomes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -50,36 +47,6 @@ def cluster() -> Iterator[PrivateCluster]:
         yield started
 
 
-class RowLock:
-    """Holds ``SELECT … FOR UPDATE`` on some accounts until released (its own thread/loop)."""
-
-    def __init__(self, database_url: str, numbers: list[str]) -> None:
-        self._release = threading.Event()
-        self._locked = threading.Event()
-        self._thread = threading.Thread(
-            target=asyncio.run, args=(self._hold(database_url, numbers),)
-        )
-        self._thread.start()
-        assert self._locked.wait(10), "could not lock the accounts"
-
-    async def _hold(self, database_url: str, numbers: list[str]) -> None:
-        connection = await asyncpg.connect(asyncpg_dsn(database_url))
-        try:
-            async with connection.transaction():
-                await connection.execute(
-                    "SELECT 1 FROM accounts WHERE account_number = ANY($1) FOR UPDATE", numbers
-                )
-                self._locked.set()
-                while not self._release.is_set():  # noqa: ASYNC110 (a threading.Event)
-                    await asyncio.sleep(0.05)
-        finally:
-            await connection.close()
-
-    def release(self) -> None:
-        self._release.set()
-        self._thread.join(10)
-
-
 def test_killing_the_leaders_node_mid_load_loses_nothing_and_keeps_order(
     cluster: PrivateCluster,
     isolated_worker_env: Callable[..., WorkerEnv],
@@ -99,7 +66,11 @@ def test_killing_the_leaders_node_mid_load_loses_nothing_and_keeps_order(
     with harness_for(client_env) as h:
         ordered = build_ordered(h, conversations=40, accounts=20, unkeyed=0)
         lone = [h.open_account(h.create_customer()["customer_id"]) for _ in range(LOCKED_ACCOUNTS)]
-        lock = RowLock(base.database_url, lone)
+        lock = RowLock(
+            base.database_url,
+            "SELECT 1 FROM accounts WHERE account_number = ANY($1) FOR UPDATE",
+            lone,
+        )
         try:
             credits = [credit(h, number) for number in lone]
             wait_until(

@@ -40,7 +40,7 @@ class Asker:
         return answer.payload
 
     def assert_nothing_published(self) -> None:
-        self.harness.events.assert_quiet(lambda m: m.causation_id in self.message_ids)
+        self.harness.assert_no_more(lambda m: m.causation_id in self.message_ids)
 
 
 @pytest.fixture
