@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from testkit.private import (
     PrivatePostgres,
     PrivateRabbitMQ,
     accepts_tcp,
+    free_port,
     postgres_installed,
     private_postgres,
     private_rabbitmq,
@@ -293,3 +295,129 @@ def test_commands_dead_lettered_in_a_long_outage_are_applied_once_by_a_replay(
     assert {m.type for m in collector.messages} == {"CustomerCreated", "CommandDeadLettered"}
     assert_every_command_has_its_event(collector.of_type("CustomerCreated"), sent)
     assert (tmp_path / "audit.log").read_text().count('"finished"') == 1
+
+
+# --- hardening: alarms, stops and start-ups in bad weather (issue 11) ------------------------
+
+
+def test_under_a_memory_alarm_commands_are_still_acked_and_nothing_hangs(
+    broker: PrivateRabbitMQ, private_env: WorkerEnv, workers: WorkerPool
+) -> None:
+    """An alarm blocks publishing connections: the events wait (bounded), the acks do not.
+
+    Publishing and consuming share no connection, so deliveries are still acked once their
+    transaction committed; publishes time out instead of hanging (the relay's locks with
+    them); a SIGTERM still stops the worker; after the alarm every event goes out.
+    """
+    env = private_env.with_overrides(
+        WORKER_PUBLISH_TIMEOUT="2", WORKER_SHUTDOWN_TIMEOUT="5", WORKER_OUTBOX_GRACE_SECONDS="0.5"
+    )
+    workers.start(env).terminate()  # the topology, declared
+    with AmqpClient(env.amqp_url, env.topology) as client:
+        collector = DurableCollector(client, env.topology.events_exchange)
+        sent = create_customers(client, 20)  # before the alarm, which would block us too
+        broker.ctl("set_vm_memory_high_watermark", "0.00001")
+        wait_until(lambda: "memory" in broker.ctl("eval", "rabbit_alarm:get_alarms().").stdout)
+        try:
+            worker = workers.start(env, migrate=False)
+            wait_count(env, INBOX, len(sent), worker)
+            client.wait_inputs_empty(timeout=WAIT)  # acked: the consume connection is free
+            assert count(env, UNSENT) > 0
+            assert worker.find_logs("outbox.fast_path_failed"), worker.log_tail()
+            started = time.monotonic()
+            assert worker.terminate(timeout=60) == 0
+            assert time.monotonic() - started < 45, "the stop waited on a blocked publish"
+        finally:
+            broker.ctl("set_vm_memory_high_watermark", "0.4")
+        worker = workers.start(env, migrate=False)
+        wait_all_events_confirmed(env, worker)
+        collector.drain(client)
+    assert_applied_exactly_once(env, sent)
+    assert_every_command_has_its_event(collector.messages, sent)
+
+
+def test_sigterm_while_the_database_is_down_still_drains_closes_and_exits(
+    cluster: PrivatePostgres, private_env: WorkerEnv, workers: WorkerPool
+) -> None:
+    env = private_env.with_overrides(WORKER_SHUTDOWN_TIMEOUT="5")
+    worker = workers.start(env)
+    with AmqpClient(env.amqp_url, env.topology) as client:
+        create_customers(client, 10)
+        wait_count(env, INBOX, 10, worker)
+    cluster.stop()
+
+    started = time.monotonic()
+    code = worker.terminate(timeout=90)
+
+    assert code == 0, worker.log_tail(20)
+    assert time.monotonic() - started < 60
+    assert worker.find_logs("worker.stopped"), worker.log_tail(20)
+
+
+def test_start_up_failures_are_one_line_that_names_the_service_and_hides_the_password(
+    broker: PrivateRabbitMQ, cluster: PrivatePostgres, private_env: WorkerEnv, workers: WorkerPool
+) -> None:
+    secret = f"S3cret-{unique_token()}"
+    port = broker.url.rsplit(":", 1)[1].split("/", 1)[0]
+    wrong_password = broker.url.replace("guest:guest@", f"guest:{secret}@", 1)
+    broker_cases = [
+        ("the broker", replace(private_env, amqp_url=wrong_password), "rejected the credentials"),
+        (
+            "the broker",
+            replace(private_env, amqp_url=broker.url.replace(f":{port}", f":{free_port()}")),
+            "is unreachable",
+        ),
+    ]
+    db_url = private_env.database_url.replace("://postgres@", f"://postgres:{secret}@", 1)
+    database_case = ("the database", replace(private_env, database_url=db_url), "is unreachable")
+    try:
+        for index, (service, env, what) in enumerate([*broker_cases, database_case]):
+            if index == len(broker_cases):
+                cluster.stop()  # the database down, with a password in its URL
+            worker = workers.spawn(env)
+            worker.start(migrate=False, wait=False)
+            assert worker.wait_exit(timeout=60) == 1, worker.log_tail()
+            [failure] = worker.find_logs("worker.start_failed")
+            assert failure["error"].startswith(service), failure
+            assert what in failure["error"], failure
+            assert "127.0.0.1" in failure["error"], failure  # says where
+            assert secret not in worker.logs()
+            assert "Traceback" not in worker.logs()
+    finally:
+        ensure_running(cluster)
+
+
+def arguments(listed: list[list[Any]] | dict[str, Any]) -> dict[str, Any]:
+    """Queue arguments as rabbitmqctl lists them ([name, type, value] triples) as a dict."""
+    if isinstance(listed, dict):
+        return listed
+    return {entry[0]: entry[-1] for entry in listed}
+
+
+def test_every_queue_is_declared_as_the_contract_says(
+    broker: PrivateRabbitMQ, private_env: WorkerEnv, workers: WorkerPool
+) -> None:
+    """Read the queues' arguments back from the broker, not from our own code."""
+    workers.start(private_env)
+    listed = broker.ctl(
+        "list_queues", "-p", "/", "name", "type", "arguments", "--formatter", "json"
+    ).stdout
+    queues = {q["name"]: {**q, "arguments": arguments(q["arguments"])} for q in json.loads(listed)}
+    topology = private_env.topology
+
+    for name in topology.partition_queues():
+        args = queues[name]["arguments"]
+        assert queues[name]["type"] == "quorum"
+        assert args["x-single-active-consumer"] is True
+        assert args["x-delivery-limit"] == 20
+        assert args["x-dead-letter-routing-key"] == topology.dead_letter_queue
+        assert args["x-dead-letter-strategy"] == "at-least-once"
+        assert args["x-overflow"] == "reject-publish"
+    for delay in (1, 5, 30):
+        args = queues[topology.delay_queue(delay)]["arguments"]
+        assert queues[topology.delay_queue(delay)]["type"] == "quorum"
+        assert args["x-dead-letter-exchange"] == topology.partitions_exchange
+        assert args["x-dead-letter-strategy"] == "at-least-once"
+        assert args["x-overflow"] == "reject-publish"
+        assert 1000 * delay < args["x-message-ttl"] <= 1100 * delay + 1
+    assert queues[topology.dead_letter_queue]["type"] == "quorum"

@@ -94,3 +94,23 @@ async def test_a_relay_publishes_only_the_partitions_it_owns(
     # Partition 0's owner also publishes what no partition claims (rows from before v2).
     assert ids(mine) == [by_partition[0][0], by_partition[1][0], by_partition[None][0]]
     assert ids(theirs) == by_partition[2]
+
+
+async def test_a_relay_that_dies_between_publishing_and_marking_loses_no_event(
+    session_factory: SessionFactory,
+) -> None:
+    """The confirm came, the mark never did: the next relay publishes it again, same id."""
+    first = FakePublisher()
+    dying = OutboxRelay(session_factory, first, owned=lambda: {0}, grace=0)
+    [row] = await commit(session_factory, new_event(partition=0))
+
+    assert await dying.publish_committed([row]) is True  # published, mark still in memory
+    # ... and the process dies here: `dying` never marks anything.
+    second = FakePublisher()
+    await OutboxRelay(session_factory, second, owned=lambda: {0}, grace=0).drain()
+
+    assert [e.message_id for e in first.events] == [row.message_id]
+    assert [e.message_id for e in second.events] == [row.message_id]  # a duplicate, same id
+    async with session_factory() as session:
+        count, _ = await OutboxRepository(session).backlog()
+    assert count == 0
