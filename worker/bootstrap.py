@@ -30,6 +30,7 @@ from worker.messaging.publisher import AmqpPublisher
 from worker.messaging.topology import declare, require_plugin
 from worker.observability.health import HealthServer
 from worker.observability.metrics import Metrics
+from worker.observability.tracing import configure_tracing, shutdown_tracing
 from worker.ports import UnitOfWorkT
 from worker.retention import RetentionJob
 from worker.settings import Settings
@@ -56,12 +57,14 @@ class Worker:
         self.health: HealthServer | None = None
         self.retention: RetentionJob | None = None
         self._migrating: asyncio.Task[None] | None = None
+        self.tracing = False
 
     async def start(self) -> None:
         """Connect to the database and broker, declare the topology, join the partitions."""
         s = self.settings
         await self._start_health()
         self.session_factory = await self._open_database()
+        self.tracing = configure_tracing()
         self.consuming = await _open_broker(s, "fca-worker consume")
         await require_plugin(s.amqp_urls[self.consuming.node], s)
         self.publishing = await _open_broker(s, "fca-worker publish")
@@ -214,6 +217,8 @@ class Worker:
             await _step("health", self.health.stop(), timeout)
         if self.engine is not None:
             await _step("database", self.engine.dispose(), timeout)
+        if self.tracing:
+            await _step("tracing", asyncio.to_thread(shutdown_tracing), timeout)
         log.info("worker.stopped")
 
 
@@ -235,11 +240,16 @@ async def _open_broker(settings: Settings, name: str) -> BrokerConnection:
 
 
 def safe_url(url: str) -> str:
-    """The URL with its password masked."""
+    """Where a URL points, without its credentials: ``scheme://host:port/path (user u)``.
+
+    (Not ``user:***@host``: that reads as an email address to the log redaction.)
+    """
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        shown = parsed._replace(username=None, password=None).render_as_string()
     except Exception:
         return "<unparseable URL>"
+    return f"{shown} (user {parsed.username})" if parsed.username else shown
 
 
 def startup_error(service: str, where: str, exc: BaseException) -> StartupError:

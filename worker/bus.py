@@ -32,6 +32,7 @@ from contracts import (
 from worker.errors import DomainError
 from worker.handlers import Handlers
 from worker.messaging.fate import AckOutcome, Failure
+from worker.observability.tracing import current_context
 from worker.ports import EventRelay, Replies, UnitOfWork, UnitsOfWork
 from worker.repositories import NewEvent, PendingEvent
 from worker.services import BaseService
@@ -206,6 +207,7 @@ def new_event(
         correlation_id=event.correlation_id,
         reply_to=reply_to,
         partition=partition,
+        trace=current_context() or None,
     )
 
 

@@ -258,6 +258,8 @@ class OutboxEvent(Base):
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     partition: Mapped[int | None] = mapped_column(Integer)
     """The partition queue of the command that caused it: only its owner publishes it."""
+    trace_context: Mapped[str | None] = mapped_column(String(600))
+    """The W3C trace context it was staged in (``traceparent``, ``tracestate``), as JSON."""
 
 
 class WorkerMember(Base):

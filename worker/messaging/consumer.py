@@ -56,6 +56,7 @@ from worker.messaging.fate import (
 )
 from worker.messaging.ordering import KeyedSequencer
 from worker.observability.metrics import Metrics
+from worker.observability.tracing import TRACER
 from worker.ports import Publisher
 
 log = structlog.get_logger(__name__)
@@ -179,9 +180,16 @@ class Consumer:
         try:
             self._check_key(parsed)
             async with self._sequencer.turn(key, turn):
-                decision = await self._attempt(parsed)
-                async with self._slots:
-                    settled = await self._settle(message, parsed, decision)
+                # One span per delivery; the transaction's and the publishes' spans nest in it,
+                # and every message published inside carries its trace context.
+                with TRACER.start_as_current_span(
+                    f"{parsed.type or 'invalid'} handle",
+                    attributes={"messaging.message.id": parsed.message_id or ""},
+                ) as span:
+                    decision = await self._attempt(parsed)
+                    async with self._slots:
+                        settled = await self._settle(message, parsed, decision)
+                    span.set_attribute("fca.outcome", outcome_of(decision))
             self._count_overtaking(parsed, decision, settled)
             self._observe(parsed, decision, settled, time.perf_counter() - started)
         finally:

@@ -22,6 +22,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, HeadersType
 from contracts import CONTENT_TYPE, EventEnvelope
 from worker.messaging.connection import BrokerConnection
 from worker.messaging.delivery import Delivery
+from worker.observability.tracing import continued
 from worker.repositories import NewEvent
 
 
@@ -84,11 +85,12 @@ class AmqpPublisher:
             type_=event.event_type,
             correlation_id=event.correlation_id,
         )
-        await exchange.publish(message, routing_key=event.routing_key, mandatory=False)
-        if event.reply_to:
-            await channel.default_exchange.publish(
-                message, routing_key=event.reply_to, mandatory=False
-            )
+        with continued(event.trace):  # the command's trace, even when published much later
+            await exchange.publish(message, routing_key=event.routing_key, mandatory=False)
+            if event.reply_to:
+                await channel.default_exchange.publish(
+                    message, routing_key=event.reply_to, mandatory=False
+                )
 
     async def reply(self, reply_to: str, message: EventEnvelope) -> None:
         """Send an outcome straight to a ``reply_to`` queue through the default exchange."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,6 +60,8 @@ class NewEvent:
     correlation_id: str | None = None
     reply_to: str | None = None
     partition: int | None = None
+    trace: Mapping[str, str] | None = None
+    """The trace context it was staged in, so that publishing it later continues the trace."""
 
     def committed(self, id_: int) -> PendingEvent:
         """The same event as the outbox row ``id_`` that holds it."""
@@ -71,6 +74,7 @@ class NewEvent:
             correlation_id=self.correlation_id,
             reply_to=self.reply_to,
             partition=self.partition,
+            trace=self.trace,
         )
 
 
@@ -107,6 +111,7 @@ class OutboxRepository:
                 "correlation_id": e.correlation_id,
                 "body": e.body,
                 "partition": e.partition,
+                "trace_context": json.dumps(dict(e.trace)) if e.trace else None,
             }
             for e in events
         ]
@@ -162,6 +167,7 @@ class OutboxRepository:
                 correlation_id=r.correlation_id,
                 reply_to=r.reply_to,
                 partition=r.partition,
+                trace=json.loads(r.trace_context) if r.trace_context else None,
                 created_at=r.created_at,
             )
             for r in rows

@@ -1,0 +1,48 @@
+"""Which exporter the OTEL_* environment selects, and carrying a stored trace context."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry import trace
+
+from worker.observability.tracing import continued, current_context, exporter_name
+
+pytestmark = pytest.mark.unit
+
+PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, "none"),  # off unless configured
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, "otlp"),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, "otlp"),
+        ({"OTEL_TRACES_EXPORTER": "console"}, "console"),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c"}, "none"),
+        ({"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"}, "none"),
+        ({"OTEL_TRACES_EXPORTER": "otlp,console"}, "otlp"),
+    ],
+)
+def test_the_standard_environment_selects_the_exporter(
+    environ: dict[str, str], expected: str
+) -> None:
+    assert exporter_name(environ) == expected
+
+
+def test_there_is_no_context_to_keep_outside_a_trace() -> None:
+    assert current_context() == {}
+
+
+def test_a_stored_context_is_the_current_one_inside_the_block_only() -> None:
+    with continued({"traceparent": PARENT}):
+        kept = current_context()
+        span = trace.get_current_span().get_span_context()
+    assert kept["traceparent"] == PARENT
+    assert format(span.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    assert current_context() == {}
+
+
+def test_nothing_stored_changes_nothing() -> None:
+    with continued(None):
+        assert current_context() == {}

@@ -1,0 +1,99 @@
+"""W3C trace context, end to end, with OpenTelemetry.
+
+The trace context always travels, exported or not: the aio-pika instrumentation extracts
+``traceparent``/``tracestate`` from each delivery and injects the current context into every
+message the worker publishes (events, replies, retry copies, dead letters); the outbox keeps
+the context each event was staged in, so an event the relay publishes minutes later, after a
+crash, still continues its command's trace. Spans are recorded and exported only when the
+standard ``OTEL_*`` environment says where to: ``OTEL_TRACES_EXPORTER`` (``otlp``,
+``console`` or ``none``, the default unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set), ``OTEL_SERVICE_NAME``, ``OTEL_SDK_DISABLED``
+and the exporter's own variables. Then the database work shows too (asyncpg's
+instrumentation: every statement on PostgreSQL), inside the handling span of its command.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.instrumentation.aio_pika import AioPikaInstrumentor
+
+TRACER = trace.get_tracer("fca-worker")
+"""The worker's own spans: one per handled delivery (the transaction runs inside it)."""
+TRACE_HEADERS = ("traceparent", "tracestate")
+
+
+def exporter_name(environ: Mapping[str, str] = os.environ) -> str:
+    """Which span exporter the ``OTEL_*`` environment asks for (``none``: export nothing)."""
+    if environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return "none"
+    default = "none"
+    if environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    ):
+        default = "otlp"
+    return environ.get("OTEL_TRACES_EXPORTER", default).split(",")[0].strip().lower() or "none"
+
+
+def configure_tracing() -> bool:
+    """Propagate trace context always; record and export spans when configured. ``True`` if so."""
+    if not AioPikaInstrumentor().is_instrumented_by_opentelemetry:
+        AioPikaInstrumentor().instrument()
+    name = exporter_name()
+    if name == "none":
+        return False
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+    exporter: SpanExporter
+    if name == "console":
+        exporter = ConsoleSpanExporter()
+    elif name == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter()
+    else:
+        raise ValueError(f"OTEL_TRACES_EXPORTER={name!r}: use otlp, console or none")
+    service = os.environ.get("OTEL_SERVICE_NAME", "fca-worker")
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    # SQLAlchemy's own instrumentation does not support SQLAlchemy 2.1 yet (it declares
+    # < 2.1 and stays off); asyncpg's shows every statement on PostgreSQL.
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+    instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+    return True
+
+
+def shutdown_tracing() -> None:
+    """Export what is still buffered (a provider without ``shutdown`` has nothing to flush)."""
+    shutdown = getattr(trace.get_tracer_provider(), "shutdown", None)
+    if callable(shutdown):
+        shutdown()
+
+
+def current_context() -> dict[str, str]:
+    """The current trace context as headers (empty when there is none): kept with an event."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return {k: v for k, v in carrier.items() if k in TRACE_HEADERS}
+
+
+@contextmanager
+def continued(carrier: Mapping[str, str] | None) -> Iterator[None]:
+    """Run the block in the trace context ``carrier`` holds (a stored event's, say)."""
+    if not carrier:
+        yield
+        return
+    token = context.attach(propagate.extract(dict(carrier)))
+    try:
+        yield
+    finally:
+        context.detach(token)
