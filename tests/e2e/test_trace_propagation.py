@@ -59,9 +59,11 @@ def test_a_commands_trace_reaches_its_event_on_the_fast_path(
             "CreateCustomer", {"email": unique_email(), "full_name": "Traced"}, headers=headers
         )
         event = h.outcome(sent)
+        handled = h.wait_handled(sent)
 
     assert event.type == "CustomerCreated"
     assert trace_id_of(event) == trace_id
+    assert handled["trace_id"] == trace_id  # the log line joins the trace
 
 
 def test_an_event_the_relay_publishes_after_a_crash_continues_its_commands_trace(

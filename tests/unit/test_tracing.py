@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 from opentelemetry import trace
 
-from worker.observability.tracing import continued, current_context, exporter_name
+from worker.observability.tracing import (
+    add_trace_ids,
+    continued,
+    current_context,
+    exporter_name,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -46,3 +51,15 @@ def test_a_stored_context_is_the_current_one_inside_the_block_only() -> None:
 def test_nothing_stored_changes_nothing() -> None:
     with continued(None):
         assert current_context() == {}
+
+
+def test_a_line_logged_inside_a_trace_names_it_and_outside_names_none() -> None:
+    with continued({"traceparent": PARENT}):
+        inside = dict(add_trace_ids(None, "info", {"event": "x"}))
+    outside = dict(add_trace_ids(None, "info", {"event": "x"}))
+    assert inside == {
+        "event": "x",
+        "trace_id": "0af7651916cd43dd8448eb211c80319c",
+        "span_id": "b7ad6b7169203331",
+    }
+    assert outside == {"event": "x"}

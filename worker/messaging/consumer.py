@@ -190,8 +190,8 @@ class Consumer:
                     async with self._slots:
                         settled = await self._settle(message, parsed, decision)
                     span.set_attribute("fca.outcome", outcome_of(decision))
-            self._count_overtaking(parsed, decision, settled)
-            self._observe(parsed, decision, settled, time.perf_counter() - started)
+                    self._count_overtaking(parsed, decision, settled)
+                    self._observe(parsed, decision, settled, time.perf_counter() - started)
         finally:
             self.in_flight -= 1
             self._metrics.in_flight.dec()

@@ -18,6 +18,7 @@ import structlog
 
 from worker.observability.redaction import redact_processor
 from worker.observability.tracebacks import describe, format_exc_info
+from worker.observability.tracing import add_trace_ids
 
 NOISY_LOGGERS = ("aio_pika", "aiormq", "sqlalchemy", "alembic", "asyncio")
 
@@ -26,6 +27,7 @@ def shared_processors() -> list[Any]:
     """The processors every line passes, ours and the standard library's, before rendering."""
     return [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),

@@ -15,8 +15,9 @@ instrumentation: every statement on PostgreSQL), inside the handling span of its
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
+from typing import Any
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.instrumentation.aio_pika import AioPikaInstrumentor
@@ -97,3 +98,15 @@ def continued(carrier: Mapping[str, str] | None) -> Iterator[None]:
         yield
     finally:
         context.detach(token)
+
+
+def add_trace_ids(
+    _logger: object, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: a line logged inside a traced command names its trace and span,
+    so a trace and its log lines join (exported or not: the caller's ids travel anyway)."""
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        event_dict.setdefault("trace_id", trace.format_trace_id(span_context.trace_id))
+        event_dict.setdefault("span_id", trace.format_span_id(span_context.span_id))
+    return event_dict
