@@ -10,8 +10,9 @@
     ``.expect_rejection(type, payload, reason, **kw)`` (both run ``assert_outcome_message``),
     ``.query(type, payload, **kw)``, ``.wait_handled(sent)`` (the worker logged
     ``message.handled`` for it), ``.assert_no_more(predicate)`` (nothing matching arrived
-    before a marker command's outcome), ``.assert_acked(sent)`` (that, no ``message.settle_failed``,
-    and the command queue holds no ready message), ``.fetch/.fetchrow/.fetchval(sql, *args)``,
+    before a marker command's outcome; ``.flush()`` just waits for that marker),
+    ``.assert_acked(sent)`` (that, no ``message.settle_failed``, and the command queue
+    holds no ready message), ``.fetch/.fetchrow/.fetchval(sql, *args)``,
     ``.fingerprint()``, and data builders ``.create_customer(**fields) -> payload``,
     ``.open_account(customer_id, **fields) -> account_number``,
     ``.start_conversation(customer_id, **fields) -> conversation_id``. ``.close()`` raises
@@ -150,6 +151,12 @@ class Harness:
             "message.handled", timeout=timeout, message_id=sent.message_id
         )
 
+    def flush(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Return once everything the worker published so far has arrived (see
+        ``assert_no_more``): a marker command is sent and its outcome awaited."""
+        marker = self.send("CreateCustomer", {"email": unique_email(), "full_name": "Marker"})
+        self.outcome(marker, timeout=timeout)
+
     def assert_no_more(
         self, predicate: Callable[[ReceivedMessage], bool], *, timeout: float = DEFAULT_TIMEOUT
     ) -> None:
@@ -160,8 +167,7 @@ class Harness:
         one channel in order, so anything the earlier work published reaches the collector
         before the marker's outcome does. A condition, not a sleep.
         """
-        marker = self.send("CreateCustomer", {"email": unique_email(), "full_name": "Marker"})
-        self.outcome(marker, timeout=timeout)
+        self.flush(timeout=timeout)
         found = [m for m in self.events.messages if predicate(m)]
         assert not found, f"unexpected messages: {found}"
 
