@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from contracts.fields import ErrorType
 from contracts.topology import (
+    ERROR_MESSAGE_MAX_CHARS,
     HEADER_ATTEMPTS,
     HEADER_ERROR_MESSAGE,
     HEADER_ERROR_TYPE,
@@ -76,7 +77,7 @@ def dead_letter_headers_schema() -> dict[str, Any]:
             },
             HEADER_ERROR_MESSAGE: {
                 "type": "string",
-                "maxLength": 500,
+                "maxLength": ERROR_MESSAGE_MAX_CHARS,
                 "description": "What went wrong, without personal data or secrets.",
             },
             HEADER_ATTEMPTS: {

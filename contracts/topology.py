@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_PARTITIONS",
     "DEFAULT_REPLY_TO_PATTERN",
     "DELAY_QUEUE_PREFIX",
+    "ERROR_MESSAGE_MAX_CHARS",
     "EVENTS_EXCHANGE",
     "EXCHANGE_TYPE",
     "HEADER_ATTEMPTS",
@@ -99,6 +100,8 @@ HEADER_ERROR_TYPE: Final = "fca-error-type"
 """On a dead letter: invalid_message, transient or unexpected."""
 HEADER_ERROR_MESSAGE: Final = "fca-error-message"
 """On a dead letter: what went wrong, without personal data or secrets."""
+ERROR_MESSAGE_MAX_CHARS: Final = 500
+"""``fca-error-message`` is cut to this many characters."""
 HEADER_ATTEMPTS: Final = "fca-attempts"
 """How many times processing was attempted."""
 HEADER_FIRST_FAILED_AT: Final = "fca-first-failed-at"

@@ -16,6 +16,7 @@ import pytest
 from contracts import body_digest_id
 from contracts.examples import example_message
 from contracts.fields import ErrorType
+from contracts.headers import dead_letter_headers_schema
 from worker.dlq.headers import PEEK_LIMIT, instant, integer, peek, plain, text
 from worker.dlq.model import UNKNOWN_ERROR_TYPE, DeadLetter, Selector, parse_dead_letter
 from worker.messaging.consumer import failure_headers
@@ -50,6 +51,17 @@ def worker_dead_letter(
     headers = dict(failure_headers(delivery, failure))
     properties = props if props is not None else {"message_id": other_id(), "type": "OpenAccount"}
     return parse_dead_letter(7, body, headers, properties)
+
+
+def test_the_error_message_header_stays_within_the_contracts_limit() -> None:
+    _, body = command_body()
+    delivery = Delivery(body=body, routing_key="CreateCustomer")
+    failure = Failure(ErrorType.UNEXPECTED, "x" * 2000, 1)
+
+    headers = dict(failure_headers(delivery, failure))
+
+    limit = dead_letter_headers_schema()["properties"]["fca-error-message"]["maxLength"]
+    assert len(str(headers["fca-error-message"])) == limit == 500
 
 
 def broker_headers() -> dict[str, object]:

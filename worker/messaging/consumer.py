@@ -32,6 +32,7 @@ from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_ex
 from contracts import COMMAND_TYPES, QUERY_TYPES
 from contracts.fields import ErrorType
 from contracts.topology import (
+    ERROR_MESSAGE_MAX_CHARS,
     HEADER_ATTEMPTS,
     HEADER_ERROR_MESSAGE,
     HEADER_ERROR_TYPE,
@@ -108,7 +109,7 @@ def failure_headers(delivery: Delivery, failure: Failure) -> HeadersType:
     headers[HEADER_LAST_FAILED_AT] = now
     headers[HEADER_ATTEMPTS] = failure.attempt
     headers[HEADER_ERROR_TYPE] = failure.error_type.value
-    headers[HEADER_ERROR_MESSAGE] = failure.message[:1000]
+    headers[HEADER_ERROR_MESSAGE] = failure.message[:ERROR_MESSAGE_MAX_CHARS]
     return headers  # type: ignore[return-value]
 
 
