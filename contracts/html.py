@@ -108,9 +108,9 @@ def _text(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _inline(markdown: str) -> str:
+def _inline(markdown: str, cell: bool = False) -> str:
     """The inline Markdown of the contract's derivations (code, #links, bold), escaped."""
-    escaped = _text(markdown.replace("\\|", "|"))
+    escaped = _text(markdown.replace("\\|", "|") if cell else markdown)
     escaped = _LINK.sub(r'<a href="#\2">\1</a>', escaped)
     escaped = _BOLD.sub(r"<strong>\1</strong>", escaped)
     return _CODE.sub(r"<code>\1</code>", escaped)
@@ -148,7 +148,7 @@ def _markdown(lines: Sequence[str], css: str) -> str:
             rows.append([cell.strip() for cell in _CELL.split(line.strip())[1:-1]])
             continue
         if rows:
-            body = [[_inline(cell) for cell in row] for row in rows[2:]]
+            body = [[_inline(cell, cell=True) for cell in row] for row in rows[2:]]
             parts.append(_table(rows[0], body, css))
             rows = []
         if line.strip():
@@ -157,7 +157,7 @@ def _markdown(lines: Sequence[str], css: str) -> str:
 
 
 def _fields(schema: Mapping[str, Any], defs: Mapping[str, Any], heading: str) -> str:
-    rows = [[_inline(cell) for cell in row] for row in field_rows(schema, defs)]
+    rows = [[_inline(cell, cell=True) for cell in row] for row in field_rows(schema, defs)]
     if not rows:
         return "<p>No fields: the payload is an empty object <code>{}</code>.</p>"
     return _table((heading, "type", "required", "description"), rows, "fields")

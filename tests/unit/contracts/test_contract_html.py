@@ -324,7 +324,7 @@ def test_the_envelope_lists_the_fields_of_requests_and_of_events() -> None:
 
 
 def test_descriptions_summaries_and_examples_are_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
-    hostile = 'a <b>bold</b> & "quoted" </td></table><script>alert(1)</script>'
+    hostile = 'a <b>bold</b> | & "quoted" </td></table><script>alert(1)</script>'
     original = CreateCustomerPayload.model_json_schema
 
     def with_hostile_description(**kwargs: Any) -> dict[str, Any]:
