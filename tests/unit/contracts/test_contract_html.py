@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 from pydantic import BaseModel
@@ -54,7 +55,6 @@ from contracts.topology import (
     EVENTS_EXCHANGE,
     PARTITIONS_EXCHANGE,
 )
-from worker.cli import main
 
 pytestmark = pytest.mark.unit
 
@@ -377,14 +377,24 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in {blocked!r}))
     assert result.stdout.strip() == "[]"
 
 
-def test_worker_contract_html_prints_the_page() -> None:
+@pytest.fixture
+def main() -> click.Command:
+    """The ``worker`` command line, imported here so the rest runs without the worker."""
+    from worker.cli import main
+
+    return main
+
+
+def test_worker_contract_html_prints_the_page(main: click.Command) -> None:
     result = CliRunner().invoke(main, ["contract", "html"])
 
     assert result.exit_code == 0, result.output
     assert result.stdout == PAGE
 
 
-def test_worker_contract_html_writes_the_page_to_a_file(tmp_path: Path) -> None:
+def test_worker_contract_html_writes_the_page_to_a_file(
+    main: click.Command, tmp_path: Path
+) -> None:
     target = tmp_path / "contract.html"
 
     result = CliRunner().invoke(main, ["contract", "html", "--output", str(target)])
@@ -395,7 +405,7 @@ def test_worker_contract_html_writes_the_page_to_a_file(tmp_path: Path) -> None:
     assert str(target) in result.stderr
 
 
-def test_worker_contract_html_says_why_it_cannot_write(tmp_path: Path) -> None:
+def test_worker_contract_html_says_why_it_cannot_write(main: click.Command, tmp_path: Path) -> None:
     target = tmp_path / "missing-directory" / "contract.html"
 
     result = CliRunner().invoke(main, ["contract", "html", "-o", str(target)])
@@ -405,7 +415,7 @@ def test_worker_contract_html_says_why_it_cannot_write(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-def test_the_machine_readable_forms_are_unchanged() -> None:
+def test_the_machine_readable_forms_are_unchanged(main: click.Command) -> None:
     asyncapi = CliRunner().invoke(main, ["contract", "asyncapi"])
     schemas = CliRunner().invoke(main, ["contract", "jsonschema"])
 
