@@ -1,9 +1,10 @@
 """The contract as one self-contained HTML page (``worker contract html`` writes it).
 
-Rendered from what ``docs/contract.md`` is: :mod:`contracts.markdown`'s cells, the tables of
-:data:`contracts.docs.SECTIONS` and each message's declarations. Inline CSS, no script, no link
-outside the page (it works offline from ``file://``), every text escaped, well-formed XML, an
-anchor on every message, object and reason. A tool, like docs: the package does not import it.
+Built from the same derivations as ``docs/contract.md``: :mod:`contracts.markdown`'s cells,
+the tables of :data:`contracts.docs.SECTIONS` and each message's declarations. Inline CSS, no
+script, no link leaving the page (it works offline from ``file://``), every text escaped,
+well-formed XML, an anchor on each message, object and reason. A tool, like contracts.docs:
+the package does not import it.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ _BOLD: Final = re.compile(r"\*\*([^*]+)\*\*")
 _CELL: Final = re.compile(r"(?<!\\)\|")
 _TITLE: Final = f"The fca-worker wire contract {CONTRACT_VERSION}"
 _INTRO: Final = (
-    f"<p>Contract version <strong>{CONTRACT_VERSION}</strong>, generated from the "
+    f"<p>Contract version <strong>{html.escape(CONTRACT_VERSION)}</strong>, generated from the "
     "<code>contracts</code> package. The prose (guarantees, partitions, versions) is in "
     "<code>docs/contract.md</code>; the machine-readable form is <code>docs/asyncapi.json</code> "
     "(<code>worker contract asyncapi</code>).</p>"
