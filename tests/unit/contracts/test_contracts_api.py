@@ -19,7 +19,7 @@ pytestmark = pytest.mark.unit
 
 PACKAGE_DIR = Path(contracts.__file__).parent
 MODULES = sorted(info.name for info in pkgutil.iter_modules([str(PACKAGE_DIR)]))
-TOOLS = {"docs", "markdown"}
+TOOLS = {"docs", "html", "markdown"}
 """Modules that render the repository's contract page (``python -m contracts.docs``).
 
 They are not part of the importable contract, so the package does not re-export them (and
