@@ -51,6 +51,15 @@ class Settings(BaseSettings):
         10.0, gt=0, le=300, description="Seconds to wait for a publish to be confirmed."
     )
     concurrency: int = Field(16, ge=1, le=1024, description="Commands handled at once.")
+    group_commit: int = Field(
+        32,
+        ge=1,
+        le=500,
+        description="Most commands committed in one transaction (1: one transaction each).",
+    )
+    commit_runners: int = Field(
+        2, ge=1, le=64, description="Group-commit transactions open at once."
+    )
     max_attempts: int = Field(5, ge=1, le=100, description="Attempts before dead-lettering.")
     retry_delays: Annotated[tuple[int, ...], NoDecode] = Field(
         (1, 5, 30), description="Back-off delays in seconds, comma-separated."
