@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         10.0, gt=0, le=300, description="Seconds to wait for a publish to be confirmed."
     )
     concurrency: int = Field(16, ge=1, le=1024, description="Commands handled at once.")
+    processes: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Worker processes on this host, each a replica with its share of partitions.",
+    )
     group_commit: int = Field(
         32,
         ge=1,
