@@ -1,4 +1,8 @@
-"""``worker run``: consume commands until SIGTERM/SIGINT, then stop gracefully."""
+"""``worker run``: consume commands until SIGTERM/SIGINT, then stop gracefully.
+
+``--processes N`` (``WORKER_PROCESSES``) above 1 runs a supervisor instead, whose children
+are ``worker run`` processes like this one (see :mod:`worker.processes`).
+"""
 
 from __future__ import annotations
 
@@ -18,12 +22,27 @@ log = structlog.get_logger(__name__)
 
 
 @click.command()
-def run() -> None:
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 256),
+    help="Worker processes on this host, each a replica with its own share of the partitions, "
+    "under one supervisor and one metrics port [default: WORKER_PROCESSES, 1].",
+)
+@click.option("--parent-pid", type=int, hidden=True)  # given by the supervisor to its children
+def run(processes: int | None, parent_pid: int | None) -> None:
     """Consume commands until SIGTERM/SIGINT (a second signal exits at once)."""
     from worker.observability.logging import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
+    if parent_pid is not None:
+        _follow_parent(parent_pid)
+    count = processes or settings.processes
+    if count > 1:
+        from worker.processes.host import supervise
+
+        # The supervisor does no per-message work: the standard loop serves it.
+        sys.exit(asyncio.run(supervise(settings, count)))
     if settings.event_loop == "uvloop":
         import uvloop
 
@@ -57,3 +76,12 @@ async def run_worker(settings: Settings) -> int:
     await stop.wait()
     await worker.stop()
     return 0
+
+
+def _follow_parent(parent_pid: int) -> None:
+    """As a supervisor's child: stop when it dies; exit at once if it is gone already."""
+    from worker.processes.parent_death import follow_parent
+
+    if not follow_parent(parent_pid):
+        log.error("worker.start_failed", error=f"the supervisor (pid {parent_pid}) is gone")
+        sys.exit(1)

@@ -4,6 +4,10 @@
 scraper's ``Accept`` header (Prometheus text 0.0.4, or OpenMetrics when asked), honours
 ``?name[]=`` filters and lets aiohttp compress on ``Accept-Encoding``. We only refresh the
 database-backed gauges before it runs.
+
+The same server answers for a whole host under ``worker run --processes N``: the supervisor
+gives it the children's merged metrics (:class:`~worker.observability.metrics.HostMetrics`)
+and one readiness check per child.
 """
 
 from __future__ import annotations
@@ -12,13 +16,22 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from worker.observability.metrics import Metrics
-
 Check = Callable[[], Awaitable[bool]]
+
+
+class Exported(Protocol):
+    """What ``/metrics`` serves: one process's :class:`Metrics`, or a host's merged ones."""
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The registry to expose."""
+
 
 CHECK_TIMEOUT = 2.0
 
@@ -28,7 +41,7 @@ class HealthServer:
 
     def __init__(
         self,
-        metrics: Metrics,
+        metrics: Exported,
         checks: dict[str, Check],
         *,
         refresh: Callable[[], Awaitable[None]] | None = None,

@@ -1,8 +1,20 @@
-"""Prometheus metrics of one worker process (its own registry, no global state)."""
+"""Prometheus metrics of one worker process (its own registry, no global state).
+
+Under ``worker run --processes N`` each child writes its values to files in
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode, chosen when the child
+imports prometheus-client) and the supervisor serves them merged (:class:`HostMetrics`).
+Counters and histograms are summed over every child that ever ran, so a restarted child
+does not reset the host's totals. Each gauge says how its children's values combine
+(``multiprocess_mode``); only ``live*`` modes are used, so a child's gauges leave the host's
+page when the child exits (:func:`forget_process`). A single process ignores the modes.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -42,17 +54,31 @@ class Metrics:
             "fca_events_published", "Outbox events confirmed by the broker.", registry=r
         )
         self.outbox_backlog = Gauge(
-            "fca_outbox_backlog", "Committed events not yet confirmed by the broker.", registry=r
+            "fca_outbox_backlog",
+            "Committed events not yet confirmed by the broker.",
+            # Counted over the whole outbox table, so every child reports the same number:
+            # summing would multiply it by the number of processes.
+            multiprocess_mode="livemax",
+            registry=r,
         )
         self.outbox_oldest_age = Gauge(
-            "fca_outbox_oldest_age_seconds", "Age of the oldest unsent event.", registry=r
+            "fca_outbox_oldest_age_seconds",
+            "Age of the oldest unsent event.",
+            multiprocess_mode="livemax",  # the whole table again; the oldest is what alerts
+            registry=r,
         )
         self.in_flight = Gauge(
-            "fca_in_flight", "Deliveries received and not yet settled.", registry=r
+            "fca_in_flight",
+            "Deliveries received and not yet settled.",
+            multiprocess_mode="livesum",  # each child's own deliveries: the host handles the sum
+            registry=r,
         )
         self.consumer_connected = Gauge(
             "fca_consumer_connected",
             "1 while the broker connection is up and consuming.",
+            # The host is 1 only while every child is: `fca_consumer_connected == 0` keeps
+            # alerting when one child of several stops consuming.
+            multiprocess_mode="livemin",
             registry=r,
         )
 
@@ -82,7 +108,10 @@ class Metrics:
             registry=r,
         )
         self.partitions_owned = Gauge(
-            "fca_partitions_owned", "Partition queues this replica consumes.", registry=r
+            "fca_partitions_owned",
+            "Partition queues this replica consumes.",
+            multiprocess_mode="livesum",  # each child owns its own partitions: the host's total
+            registry=r,
         )
         self.rebalances = Counter(
             "fca_partition_handovers",
@@ -90,3 +119,16 @@ class Metrics:
             ["direction"],
             registry=r,
         )
+
+
+class HostMetrics:
+    """The metrics of every child of ``worker run --processes N``, merged from their files."""
+
+    def __init__(self, directory: Path) -> None:
+        self.registry = CollectorRegistry()
+        MultiProcessCollector(self.registry, path=str(directory))  # type: ignore[no-untyped-call]
+
+
+def forget_process(directory: Path, pid: int) -> None:
+    """Drop an exited child's gauges from the host's page (its counters stay in the totals)."""
+    mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
