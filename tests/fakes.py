@@ -20,7 +20,7 @@ from aio_pika.abc import HeadersType
 
 from contracts import EventEnvelope
 from worker.messaging.delivery import Delivery
-from worker.repositories import NewEvent, PendingEvent
+from worker.repositories import Claim, NewEvent, PendingEvent
 
 
 @dataclass
@@ -48,6 +48,12 @@ class FakeInbox:
             return False
         self.claimed[message_id] = outcome
         return True
+
+    async def claim_many(self, claims: Sequence[Claim], outcome: str) -> set[str]:
+        """Claim each as :meth:`claim` would."""
+        return {
+            c.message_id for c in claims if await self.claim(c.message_id, c.message_type, outcome)
+        }
 
 
 class FakeOutbox:
@@ -94,6 +100,8 @@ class FakeUnitOfWork:
         self.entered = False
         self.committed = False
         self.closed = False
+        self.lock_wait_limit: int | None = None
+        self.joined: list[type[Any]] = []
 
     async def __aenter__(self) -> Self:
         if self.entered:
@@ -108,6 +116,15 @@ class FakeUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         self.closed = True
+
+    def join(self, kind: type[Any]) -> Any:
+        """Itself: fake handlers use the unit of work as their service."""
+        self.joined.append(kind)
+        return self
+
+    async def limit_lock_waits(self, milliseconds: int) -> None:
+        """Remember the limit."""
+        self.lock_wait_limit = milliseconds
 
     async def commit(self) -> None:
         """Keep what this unit of work staged."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 from aio_pika.abc import HeadersType
 
 from contracts import EventEnvelope
-from worker.repositories import NewEvent, PendingEvent
+from worker.repositories import Claim, NewEvent, PendingEvent
 
 if TYPE_CHECKING:
     from worker.messaging.delivery import Delivery
@@ -28,6 +28,10 @@ class Inbox(Protocol):
         self, message_id: str, message_type: str, outcome: str, *, actor: str | None = None
     ) -> bool:
         """Record the id unless present: ``True`` if this unit of work claimed it."""
+        ...
+
+    async def claim_many(self, claims: Sequence[Claim], outcome: str) -> set[str]:
+        """Claim several distinct ids at once; returns those this unit of work claimed."""
         ...
 
 
@@ -50,6 +54,9 @@ class Audit(Protocol):
     ) -> None:
         """Write one record into this unit of work's transaction."""
         ...
+
+
+JoinedT = TypeVar("JoinedT", bound="UnitOfWork")
 
 
 class UnitOfWork(Protocol):
@@ -85,6 +92,14 @@ class UnitOfWork(Protocol):
 
     async def commit(self) -> None:
         """Make the work durable."""
+        ...
+
+    def join(self, kind: type[JoinedT]) -> JoinedT:
+        """A unit of work of ``kind`` inside this one's transaction, committed by this one."""
+        ...
+
+    async def limit_lock_waits(self, milliseconds: int) -> None:
+        """Fail instead of waiting longer than this for a row lock (this transaction only)."""
         ...
 
 

@@ -7,7 +7,7 @@ from worker.repositories.catalog import FAQRepository, ProductRepository
 from worker.repositories.conversations import ConversationRepository, MessageRepository
 from worker.repositories.customers import CustomerRepository
 from worker.repositories.erasure import StoredEventRepository
-from worker.repositories.inbox import InboxRepository
+from worker.repositories.inbox import Claim, InboxRepository
 from worker.repositories.outbox import NewEvent, OutboxRepository, PendingEvent
 from worker.repositories.retention import RetentionRepository
 from worker.repositories.transactions import TransactionRepository
@@ -16,6 +16,7 @@ __all__ = [
     "AccountRepository",
     "AuditRepository",
     "BaseRepository",
+    "Claim",
     "ConversationRepository",
     "CustomerRepository",
     "FAQRepository",

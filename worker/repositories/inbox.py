@@ -7,9 +7,10 @@ audit keeps them.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table, bindparam, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,6 +65,39 @@ _AUDIT_SQLITE = insert(_AUDIT).values(
 )
 
 
+# Group commit: any number of claims (and their audit rows) in one statement whose text
+# does not depend on the number, so asyncpg prepares it once.
+_CLAIM_MANY = text(
+    """
+    WITH wanted AS (
+        SELECT * FROM unnest(
+            CAST(:message_ids AS varchar[]),
+            CAST(:message_types AS varchar[]),
+            CAST(:actors AS varchar[])
+        ) AS w(message_id, message_type, actor)
+    ), claimed AS (
+        INSERT INTO inbox_messages (message_id, message_type, outcome)
+        SELECT message_id, message_type, CAST(:outcome AS varchar) FROM wanted
+        ON CONFLICT (message_id) DO NOTHING
+        RETURNING message_id, processed_at
+    ), audited AS (
+        INSERT INTO command_audit (message_id, message_type, actor, outcome, recorded_at)
+        SELECT w.message_id, w.message_type, w.actor, CAST(:outcome AS varchar), c.processed_at
+        FROM claimed AS c JOIN wanted AS w USING (message_id)
+    )
+    SELECT message_id FROM claimed
+    """
+)
+
+
+class Claim(NamedTuple):
+    """One command's claim on its message id."""
+
+    message_id: str
+    message_type: str
+    actor: str | None = None
+
+
 class InboxRepository:
     """Message ids that already took effect, and the audit record of each."""
 
@@ -94,3 +128,20 @@ class InboxRepository:
             return False
         await self.session.execute(_AUDIT_SQLITE, {**values, "recorded_at": claimed.processed_at})
         return True
+
+    async def claim_many(self, claims: Sequence[Claim], outcome: str) -> set[str]:
+        """Claim several distinct ids at once (group commit); returns those this transaction
+        claimed. The same rules as :meth:`claim`, in one statement on PostgreSQL."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return {
+                c.message_id
+                for c in claims
+                if await self.claim(c.message_id, c.message_type, outcome, actor=c.actor)
+            }
+        params = {
+            "message_ids": [c.message_id for c in claims],
+            "message_types": [c.message_type for c in claims],
+            "actors": [c.actor for c in claims],
+            "outcome": outcome,
+        }
+        return set((await self.session.scalars(_CLAIM_MANY, params)).all())

@@ -7,8 +7,9 @@ leaving the block without commit rolls everything back. Handlers never see the s
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worker.db.session import SessionFactory
@@ -27,6 +28,8 @@ from worker.repositories import (
     TransactionRepository,
 )
 
+JoinedT = TypeVar("JoinedT")
+
 
 class BaseService:
     """One session, one transaction, and the repositories bound to that session."""
@@ -34,6 +37,7 @@ class BaseService:
     def __init__(self, session_factory: SessionFactory) -> None:
         self._session_factory = session_factory
         self._session: AsyncSession | None = None
+        self._owner = True
 
     async def __aenter__(self) -> Self:
         if self._session is not None:
@@ -77,4 +81,23 @@ class BaseService:
 
     async def commit(self) -> None:
         """Commit the transaction; leaving the block afterwards has nothing left to roll back."""
+        if not self._owner:
+            raise RuntimeError("a joined unit of work is committed by the one it joined")
         await self.session.commit()
+
+    def join(self, kind: type[JoinedT]) -> JoinedT:
+        """A service of ``kind`` inside this transaction (group commit: several commands'
+        handlers, each with the service it asks for, share one transaction). Only this unit
+        of work commits it."""
+        joined = kind(self._session_factory)  # type: ignore[call-arg]
+        if not isinstance(joined, BaseService):
+            raise TypeError(f"{kind.__name__} is not a service")
+        joined._bind(self.session)
+        joined._owner = False
+        return joined
+
+    async def limit_lock_waits(self, milliseconds: int) -> None:
+        """Fail, instead of waiting longer, on a row lock held elsewhere (this transaction
+        only; PostgreSQL; SQLite has no row locks)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(text(f"SET LOCAL lock_timeout = {int(milliseconds)}"))
