@@ -80,7 +80,14 @@ class Worker:
             grace=s.outbox_grace_seconds,
             on_published=self.metrics.events_published.inc,
         )
-        bus = CommandBus(HANDLERS, self._unit_of_work, self.relay, publisher)
+        bus = CommandBus(
+            HANDLERS,
+            self._unit_of_work,
+            self.relay,
+            publisher,
+            group_commit=s.group_commit,
+            commit_runners=s.commit_runners,
+        )
         self.consumer = Consumer(
             bus,
             publisher,

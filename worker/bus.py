@@ -8,14 +8,24 @@ rejection (:class:`~worker.errors.DomainError`) rolls the change back, and a fre
 work commits the answer instead: the inbox claim and a ``CommandRejected``. A query reads
 through a unit of work that is never committed and is answered on ``reply_to`` only.
 
+With group commit (:mod:`worker.group_commit`), commands that queue up while the worker is
+busy share one transaction: one statement claims their ids, each handler runs in turn
+with the service it asks for (joined to the shared transaction, in its command's trace
+context), one statement stages every event, one commit. Each command's claim, change and
+events still commit together or not at all. If one of them is rejected, it runs alone
+(its rejection committed as above) and the others are tried together again; any other
+failure rolls the group back and every command runs alone, meeting its own fate.
+
 Anything else propagates to the caller, which asks :mod:`worker.messaging.fate` what to do.
 The bus knows nothing of AMQP: its ports are in :mod:`worker.ports`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+
+from opentelemetry import context as otel_context
 
 from contracts import (
     CommandDeadLettered,
@@ -30,11 +40,12 @@ from contracts import (
     make_event,
 )
 from worker.errors import DomainError
+from worker.group_commit import ALONE, Alone, GroupCommit
 from worker.handlers import Handlers
 from worker.messaging.fate import AckOutcome, Failure
 from worker.observability.tracing import current_context
 from worker.ports import EventRelay, Replies, UnitOfWork, UnitsOfWork
-from worker.repositories import NewEvent, PendingEvent
+from worker.repositories import Claim, NewEvent, PendingEvent
 from worker.services import BaseService
 
 
@@ -45,6 +56,32 @@ class Origin:
     reply_to: str | None = None
     partition: int | None = None
     """The partition queue it arrived on: its events are published by that partition's owner."""
+
+
+GROUP_LOCK_TIMEOUT_MS = 1000
+"""A group waits at most this long for a row lock held elsewhere, then runs its commands
+alone: one command stuck behind a lock must not hold the others of its group."""
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A command waiting for a transaction, with the trace context it arrived in."""
+
+    command: CommandEnvelope
+    origin: Origin
+    context: otel_context.Context
+
+
+class _Rejected(Exception):
+    """The group member at ``index`` was rejected: it runs alone, the others again."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
+Committed = tuple[AckOutcome, list[PendingEvent]]
+"""A command's outcome and the outbox rows it committed (to publish next)."""
 
 
 class CommandBus:
@@ -58,12 +95,22 @@ class CommandBus:
         replies: Replies,
         *,
         report_kind: type[UnitOfWork] = BaseService,
+        group_commit: int = 1,
+        commit_runners: int = 2,
+        on_group: Callable[[int], None] = lambda size: None,
     ) -> None:
         self._handlers = handlers
         self._uow = units_of_work
         self._relay = relay
         self._replies = replies
         self._report_kind = report_kind
+        self._group: GroupCommit[Queued, Committed] = GroupCommit(
+            self._commit_queued,
+            self.commit_together,
+            max_batch=group_commit,
+            runners=commit_runners,
+            on_group=on_group,
+        )
 
     async def handle(self, request: RequestEnvelope, origin: Origin) -> AckOutcome:
         """Apply a command or answer a query; raises whatever is not a business answer."""
@@ -71,33 +118,94 @@ class CommandBus:
             await self._answer(request, origin)
             return "answered"
         assert isinstance(request, CommandEnvelope)
-        return await self._apply(request, origin)
+        queued = Queued(request, origin, otel_context.get_current())
+        outcome, pending = await self._group.submit(queued)
+        # Published by the command's own task, after its transaction slot is free again.
+        await self._relay.publish_committed(pending)
+        return outcome
 
-    async def _apply(self, command: CommandEnvelope, origin: Origin) -> AckOutcome:
+    async def _commit_queued(self, queued: Queued) -> Committed:
+        token = otel_context.attach(queued.context)  # it may run in another command's task
+        try:
+            return await self._commit(queued.command, queued.origin)
+        finally:
+            otel_context.detach(token)
+
+    async def _commit(self, command: CommandEnvelope, origin: Origin) -> Committed:
+        """One command, one transaction: its claim, change and events, or its rejection."""
         handler = self._handlers.commands[command.type]
         try:
             async with self._uow(handler.service) as uow:
                 if not await uow.inbox.claim(
                     command.message_id, command.type, "applied", actor=command.actor
                 ):
-                    return "duplicate"
+                    return "duplicate", []
                 events = await handler.handle(command, uow)
                 _check_declared(command, events)
                 pending = await stage(uow, events, origin)
                 await uow.commit()
+            return "applied", pending
         except DomainError as exc:  # the change rolled back; commit the answer instead
             rejection = rejected(command, exc)
             async with self._uow(handler.service) as uow:
                 if not await uow.inbox.claim(
                     command.message_id, command.type, "rejected", actor=command.actor
                 ):
-                    return "duplicate"
+                    return "duplicate", []
                 pending = await stage(uow, [rejection], origin)
                 await uow.commit()
-            await self._relay.publish_committed(pending)
-            return "rejected"
-        await self._relay.publish_committed(pending)
-        return "applied"
+            return "rejected", pending
+
+    async def commit_together(self, group: Sequence[Queued]) -> list[Committed | Alone]:
+        """Several commands in one transaction; per command, what it committed or ALONE
+        (rejected, or its id came twice). Raises, having committed nothing, if any of them
+        failed otherwise: then each runs alone (group commit's fallback)."""
+        results: list[Committed | Alone] = [ALONE] * len(group)
+        first: dict[str, int] = {}
+        for i, queued in enumerate(group):  # an id twice (unkeyed redeliveries): once here
+            first.setdefault(queued.command.message_id, i)
+        members = sorted(first.values())
+        while len(members) > 1:
+            try:
+                committed = await self._commit_group([group[i] for i in members])
+            except _Rejected as rejected_member:
+                del members[rejected_member.index]  # it runs alone; the others again
+                continue
+            for i, result in zip(members, committed, strict=True):
+                results[i] = result
+            break
+        return results
+
+    async def _commit_group(self, group: Sequence[Queued]) -> list[Committed]:
+        async with self._uow(self._report_kind) as uow:
+            await uow.limit_lock_waits(GROUP_LOCK_TIMEOUT_MS)
+            claims = [Claim(q.command.message_id, q.command.type, q.command.actor) for q in group]
+            claimed = await uow.inbox.claim_many(claims, "applied")
+            rows: list[list[NewEvent]] = []
+            for i, queued in enumerate(group):
+                applied = queued.command.message_id in claimed
+                rows.append(await self._run_joined(uow, queued, i) if applied else [])
+            pending = iter(await uow.outbox.add_many([r for member in rows for r in member]))
+            await uow.commit()
+        return [
+            ("applied" if q.command.message_id in claimed else "duplicate", take(pending, len(r)))
+            for q, r in zip(group, rows, strict=True)
+        ]
+
+    async def _run_joined(self, uow: UnitOfWork, queued: Queued, index: int) -> list[NewEvent]:
+        """One member's handler on the shared transaction, in its own trace context."""
+        command = queued.command
+        handler = self._handlers.commands[command.type]
+        token = otel_context.attach(queued.context)
+        try:
+            try:
+                events = await handler.handle(command, uow.join(handler.service))
+            except DomainError as exc:
+                raise _Rejected(index) from exc
+            _check_declared(command, events)
+            return event_rows(events, queued.origin)
+        finally:
+            otel_context.detach(token)
 
     async def _answer(self, query: QueryEnvelope, origin: Origin) -> None:
         handler = self._handlers.queries[query.type]
@@ -211,15 +319,22 @@ def new_event(
     )
 
 
-async def stage(
-    uow: UnitOfWork, events: Sequence[RoutedEvent], origin: Origin, *, skip_existing: bool = False
-) -> list[PendingEvent]:
-    """Write the outbox rows into the unit of work's open transaction.
-
-    The first event answers ``reply_to`` (the contract: "the first result event").
-    """
-    rows = [
+def event_rows(events: Sequence[RoutedEvent], origin: Origin) -> list[NewEvent]:
+    """The outbox rows of one request's events; the first answers ``reply_to`` (the
+    contract: "the first result event")."""
+    return [
         new_event(e, reply_to=origin.reply_to if i == 0 else None, partition=origin.partition)
         for i, e in enumerate(events)
     ]
-    return await uow.outbox.add_many(rows, skip_existing=skip_existing)
+
+
+async def stage(
+    uow: UnitOfWork, events: Sequence[RoutedEvent], origin: Origin, *, skip_existing: bool = False
+) -> list[PendingEvent]:
+    """Write the outbox rows into the unit of work's open transaction."""
+    return await uow.outbox.add_many(event_rows(events, origin), skip_existing=skip_existing)
+
+
+def take(rows: Iterator[PendingEvent], count: int) -> list[PendingEvent]:
+    """The next ``count`` rows."""
+    return [next(rows) for _ in range(count)]
