@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--soak-backlog", type=int, default=5000, help="commands in flight, soak")
     p.add_argument("--profile", action="store_true", help="a run sampled with py-spy")
     p.add_argument("--profile-seconds", type=float, default=20.0)
+    p.add_argument("--set", dest="extra", action="append", type=assignment, default=[],
+                   metavar="NAME=VALUE", help="more environment for the worker (repeatable)")
     p.add_argument("--out", type=Path, default=None, help="results JSON (bench/results/…)")
     p.add_argument("--amqp-url", help="broker (default BENCH_AMQP_URL, WORKER_TEST_AMQP_URL, "
                    "or amqp://guest:guest@127.0.0.1:5672/)")  # fmt: skip
@@ -55,6 +57,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "WORKER_TEST_DATABASE_URL, or postgres@127.0.0.1:5432)")  # fmt: skip
     p.add_argument("--management-url", help="RabbitMQ management API, if no local rabbitmqctl")
     return p.parse_args(argv)
+
+
+def assignment(text: str) -> tuple[str, str]:
+    """``WORKER_GROUP_COMMIT=1`` → (name, value)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, not {text!r}")
+    return name.strip(), value
 
 
 def replica_counts(text: str) -> tuple[int, ...]:
@@ -78,7 +88,7 @@ def plan(a: argparse.Namespace) -> list[Spec]:
         settings.setdefault("n", a.n)
         settings.setdefault("partitions", a.partitions)
         return Spec(label, prefetch=a.prefetch, concurrency=a.concurrency, uvloop=a.uvloop,
-                    **settings)  # fmt: skip
+                    extra=tuple(a.extra), **settings)  # fmt: skip
 
     specs: list[Spec] = []
     for r in range(1, a.repeat + 1) if not a.no_main else ():

@@ -56,6 +56,8 @@ class Spec:
     rss_interval: float = 1.0
     profile_seconds: float = 0.0
     round: int = 1
+    extra: tuple[tuple[str, str], ...] = ()
+    """More environment for the worker processes (``--set``), e.g. ``WORKER_GROUP_COMMIT``."""
 
     def settings(self) -> dict[str, str]:
         """The ``WORKER_*`` variables of the processes (the pool is sized to the concurrency;
@@ -66,6 +68,7 @@ class Spec:
             "WORKER_DB_POOL_SIZE": str(max(10, self.concurrency)),
             "WORKER_EVENT_LOOP": "uvloop" if self.uvloop else "asyncio",
             "WORKER_LOG_LEVEL": self.log_level,
+            **dict(self.extra),
         }
 
 
