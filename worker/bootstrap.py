@@ -87,6 +87,8 @@ class Worker:
             publisher,
             group_commit=s.group_commit,
             commit_runners=s.commit_runners,
+            on_group=self.metrics.group_sizes.observe,
+            on_fallback=self.metrics.group_fallbacks.inc,
         )
         self.consumer = Consumer(
             bus,

@@ -98,6 +98,7 @@ class CommandBus:
         group_commit: int = 1,
         commit_runners: int = 2,
         on_group: Callable[[int], None] = lambda size: None,
+        on_fallback: Callable[[], None] = lambda: None,
     ) -> None:
         self._handlers = handlers
         self._uow = units_of_work
@@ -110,7 +111,9 @@ class CommandBus:
             max_batch=group_commit,
             runners=commit_runners,
             on_group=on_group,
+            on_fallback=on_fallback,
         )
+        self._on_fallback = on_fallback
 
     async def handle(self, request: RequestEnvelope, origin: Origin) -> AckOutcome:
         """Apply a command or answer a query; raises whatever is not a business answer."""
@@ -169,6 +172,7 @@ class CommandBus:
             try:
                 committed = await self._commit_group([group[i] for i in members])
             except _Rejected as rejected_member:
+                self._on_fallback()
                 del members[rejected_member.index]  # it runs alone; the others again
                 continue
             for i, result in zip(members, committed, strict=True):

@@ -67,6 +67,8 @@ class GroupCommit(Generic[T, R]):
     runners: int = 2
     on_group: Callable[[int], None] = lambda size: None
     """Called with the size of every group of two or more that committed."""
+    on_fallback: Callable[[], None] = lambda: None
+    """Called when a group rolled back and its commands run alone."""
     _queue: deque[_Member[T, R]] = field(default_factory=deque, init=False)
     _free: int = field(default=0, init=False)
 
@@ -124,8 +126,11 @@ class GroupCommit(Generic[T, R]):
             outcomes = await self.together([m.item for m in group])
         except Exception as exc:  # the group rolled back: each command meets its fate alone
             log.info("group_commit.fell_back", size=len(group), error=type(exc).__name__)
+            self.on_fallback()
             outcomes = [ALONE] * len(group)
         else:
-            self.on_group(sum(1 for o in outcomes if o is not ALONE))
+            together = sum(1 for o in outcomes if o is not ALONE)
+            if together > 1:
+                self.on_group(together)
         for member, outcome in zip(group, outcomes, strict=True):
             member.settle(outcome)

@@ -25,6 +25,10 @@ class Recorder:
     groups: list[list[str]] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
     """The sizes ``on_group`` reported."""
+    fallbacks: int = 0
+
+    def fell_back(self) -> None:
+        self.fallbacks += 1
 
     async def one(self, item: str) -> str:
         self.ones.append(item)
@@ -59,7 +63,9 @@ async def grouped(rec: Recorder, items: list[str], **options: int) -> list[str |
     """Run ``first`` alone while it holds the only runner, queue ``items`` behind it."""
     hold = asyncio.Event()
     rec.hold = hold
-    group = GroupCommit(rec.one, rec.together, on_group=rec.sizes.append, **options)
+    group = GroupCommit(
+        rec.one, rec.together, on_group=rec.sizes.append, on_fallback=rec.fell_back, **options
+    )
     first = asyncio.create_task(group.submit("first"))
     await asyncio.sleep(0)
     rest = [asyncio.create_task(group.submit(i)) for i in items]
@@ -99,6 +105,7 @@ async def test_a_group_that_fails_runs_each_command_alone() -> None:
     assert rec.groups == [["a", "b"]]
     assert sorted(rec.ones) == ["a", "b", "first"]
     assert rec.sizes == []
+    assert rec.fallbacks == 1
 
 
 async def test_a_command_the_group_leaves_out_runs_alone() -> None:
@@ -108,6 +115,7 @@ async def test_a_command_the_group_leaves_out_runs_alone() -> None:
 
     assert results == ["one:first", "group:a", "one:b", "group:c"]
     assert rec.sizes == [2]
+    assert rec.fallbacks == 0
 
 
 async def test_a_lone_failure_is_raised_in_its_own_task_only() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+GROUP_BUCKETS = (2, 4, 8, 16, 32, 64, 128, 256)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -105,6 +106,17 @@ class Metrics:
         self.replies_refused = Counter(
             "fca_replies_refused",
             "Deliveries whose reply_to the reply-to rule refused (processed, not answered).",
+            registry=r,
+        )
+        self.group_sizes = Histogram(
+            "fca_group_commit_size",
+            "Commands committed together in one group-commit transaction (2 or more).",
+            buckets=GROUP_BUCKETS,
+            registry=r,
+        )
+        self.group_fallbacks = Counter(
+            "fca_group_commit_fallbacks",
+            "Groups rolled back whose commands then ran alone (a rejection or a failure).",
             registry=r,
         )
         self.partitions_owned = Gauge(
