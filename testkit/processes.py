@@ -4,10 +4,11 @@ Nothing here imports the worker: ``worker db upgrade`` then ``worker run`` are r
 commands from this virtualenv (``WORKER_BIN``), configured only through the environment a
 :class:`testkit.config.WorkerEnv` gives.
 
-``WorkerProcess(env, log_path, name="worker")``
+``WorkerProcess(env, log_path, name="worker", args=())``
     ``.start(timeout=30, migrate=True, wait=True)`` runs ``worker db upgrade`` (unless
-    ``migrate=False``) then ``worker run``, stdout+stderr appended to ``log_path``, and waits
-    for a new JSON ``worker.started`` line (raises ``WorkerStartError`` with the log tail);
+    ``migrate=False``) then ``worker run *args`` (e.g. ``("--processes", "2")``),
+    stdout+stderr appended to ``log_path``, and waits for a new JSON ``worker.started`` line
+    (any child's, under ``--processes``; raises ``WorkerStartError`` with the log tail);
     calling ``.start()`` again after the process ended restarts it (same log file);
     ``.wait_started(timeout)``, ``.terminate(timeout=30) -> int`` (SIGTERM, wait, SIGKILL if it
     hangs), ``.kill() -> int`` (SIGKILL), ``.wait_exit(timeout) -> int``, ``.is_running``,
@@ -16,7 +17,8 @@ commands from this virtualenv (``WORKER_BIN``), configured only through the envi
     ``.find_logs(event, **fields)``, ``.wait_for_log(event, timeout, **fields)``,
     ``.count_log(event, **fields)``.
 ``WorkerPool(log_dir)``
-    ``.start(env, name=None, **start_kwargs) -> WorkerProcess``, ``.spawn(env, name=None)``
+    ``.start(env, name=None, args=(), **start_kwargs) -> WorkerProcess``,
+    ``.spawn(env, name=None, args=())``
     (not started), ``.stop_all(timeout)``, ``.kill_all()``. The fixtures own one pool each and
     always kill every process at teardown.
 ``WorkerStartError``
@@ -29,6 +31,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +53,13 @@ class WorkerStartError(RuntimeError):
 class WorkerProcess(WorkerLog):
     """One ``worker run`` subprocess whose output goes to a log file."""
 
-    def __init__(self, env: WorkerEnv, log_path: Path, *, name: str = "worker") -> None:
+    def __init__(
+        self, env: WorkerEnv, log_path: Path, *, name: str = "worker", args: Sequence[str] = ()
+    ) -> None:
         self.env = env
         self.log_path = log_path
         self.name = name
+        self.args = tuple(args)
         self.process: subprocess.Popen[bytes] | None = None
         self._started_before = 0
 
@@ -92,7 +98,7 @@ class WorkerProcess(WorkerLog):
         log = self.log_path.open("ab")
         try:
             self.process = subprocess.Popen(
-                [str(WORKER_BIN), "run"],
+                [str(WORKER_BIN), "run", *self.args],
                 env=self.env.environ(),
                 cwd=self.log_path.parent,
                 stdout=log,
@@ -179,16 +185,20 @@ class WorkerPool:
         self.log_dir = log_dir
         self.processes: list[WorkerProcess] = []
 
-    def spawn(self, env: WorkerEnv, *, name: str | None = None) -> WorkerProcess:
+    def spawn(
+        self, env: WorkerEnv, *, name: str | None = None, args: Sequence[str] = ()
+    ) -> WorkerProcess:
         """A worker that is tracked (and killed at teardown) but not started yet."""
         name = name or f"worker-{len(self.processes) + 1}-{unique_token(3)}"
-        process = WorkerProcess(env, self.log_dir / f"{name}.log", name=name)
+        process = WorkerProcess(env, self.log_dir / f"{name}.log", name=name, args=args)
         self.processes.append(process)
         return process
 
-    def start(self, env: WorkerEnv, *, name: str | None = None, **start: Any) -> WorkerProcess:
+    def start(
+        self, env: WorkerEnv, *, name: str | None = None, args: Sequence[str] = (), **start: Any
+    ) -> WorkerProcess:
         """Spawn and start a worker (``start`` passes ``timeout``, ``migrate``, ``wait``)."""
-        return self.spawn(env, name=name).start(**start)
+        return self.spawn(env, name=name, args=args).start(**start)
 
     def stop_all(self, timeout: float = 10) -> None:
         """SIGTERM every running worker, SIGKILL those that do not exit in time."""
