@@ -44,6 +44,8 @@ Alone = Literal[_Alone.ALONE]
 class _Member(Generic[T, R]):
     item: T
     wake: asyncio.Future[None]
+    taken: bool = False
+    """In a group that some task is running: its own task must only wait."""
     done: bool = False
     outcome: R | Alone = ALONE
     error: BaseException | None = None
@@ -84,7 +86,10 @@ class GroupCommit(Generic[T, R]):
         self._queue.append(member)
         try:
             while not member.done:
-                if self._free > 0:
+                # Run a group only while our own command still waits in the queue: one taken
+                # into another task's group must wait for it (running an empty group here
+                # would never yield, and that group would never finish).
+                if self._free > 0 and not member.taken:
                     await self._run_group()
                 else:
                     member.wake = loop.create_future()
@@ -102,6 +107,8 @@ class GroupCommit(Generic[T, R]):
     async def _run_group(self) -> None:
         self._free -= 1
         group = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+        for member in group:
+            member.taken = True
         if self._queue and self._free > 0:
             self._queue[0].poke()  # more waiting and a slot free: the next one runs them
         try:

@@ -210,3 +210,40 @@ async def test_two_runners_run_two_transactions_at_once() -> None:
     assert started == ["a", "b"]  # "c" waits for a free runner
     release.set()
     assert await asyncio.gather(*tasks) == ["a", "b", "c"]
+
+
+async def test_a_command_taken_into_another_tasks_group_only_waits_for_it() -> None:
+    """Both runners free up at once while a new command takes the waiting ones into its
+    group: the task of a command already taken must wait, not run a group of its own (an
+    empty one, which on the real bus never yields: the worker would spin forever)."""
+    holds = {"A": asyncio.Event(), "B": asyncio.Event()}
+    group_hold = asyncio.Event()
+    groups: list[list[str]] = []
+
+    async def one(item: str) -> str:
+        if item in holds:
+            await holds[item].wait()
+        return f"one:{item}"
+
+    async def together(items: Sequence[str]) -> list[str | Alone]:
+        groups.append(list(items))
+        await group_hold.wait()
+        return [f"group:{i}" for i in items]
+
+    group = GroupCommit(one, together, runners=2)
+    a = asyncio.create_task(group.submit("A"))
+    b = asyncio.create_task(group.submit("B"))
+    await asyncio.sleep(0)
+    c = asyncio.create_task(group.submit("C"))
+    d = asyncio.create_task(group.submit("D"))
+    await asyncio.sleep(0)  # both runners busy: C and D wait in the queue
+
+    holds["B"].set()  # B's runner frees and wakes C ...
+    holds["A"].set()  # ... and A's too, while E arrives and takes C and D into its group
+    e = asyncio.create_task(group.submit("E"))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    group_hold.set()
+
+    assert await asyncio.gather(a, b, c, d, e) == ["one:A", "one:B", *(f"group:{i}" for i in "CDE")]
+    assert groups == [["C", "D", "E"]]
