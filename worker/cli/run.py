@@ -79,7 +79,7 @@ async def run_worker(settings: Settings) -> int:
 
 
 def _follow_parent(parent_pid: int) -> None:
-    """As a supervisor's child: stop when it dies; exit at once if it is gone already."""
+    """As a supervisor's child: die with it; exit at once if it is gone already."""
     from worker.processes.parent_death import follow_parent
 
     if not follow_parent(parent_pid):

@@ -1,10 +1,14 @@
-"""A child never outlives its supervisor: it gets SIGTERM when the supervisor dies.
+"""A child never outlives its supervisor: it is killed when the supervisor dies.
 
-On Linux the kernel does it: ``prctl(PR_SET_PDEATHSIG, SIGTERM)``, set by the child itself
-at start (through ``ctypes``), fires even when the supervisor is killed with SIGKILL. The
-signal starts the usual graceful stop, so the child hands its partitions over instead of
-leaving them to the liveness timeout. Elsewhere a daemon thread watches the parent's pid
-once a second and sends the same signal.
+On Linux the kernel does it: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, set by the child itself at
+start (through ``ctypes``), fires however the supervisor ended, SIGKILL included. SIGKILL,
+not SIGTERM: the supervisor dies without stopping its children only when it was killed, most
+often by an orchestrator whose grace period (which the children had, through the forwarded
+SIGTERM) is over, and then they must go too; a SIGTERM would also be lost on a child whose
+event loop no longer runs. A killed child is a crashed replica: the others take its
+partitions after ``WORKER_MEMBERSHIP_LIVENESS`` and its unacked deliveries are redelivered.
+Elsewhere a daemon thread (it runs even when the event loop is stuck) watches the parent's
+pid once a second.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ WATCH_INTERVAL = 1.0
 
 
 def follow_parent(parent_pid: int) -> bool:
-    """Arrange SIGTERM for this process when ``parent_pid`` dies; False if it is gone already."""
+    """Arrange to be killed when ``parent_pid`` dies; ``False`` if it is gone already."""
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
             error = ctypes.get_errno()
             raise OSError(error, f"prctl(PR_SET_PDEATHSIG): {os.strerror(error)}")
     else:
@@ -41,4 +45,4 @@ def follow_parent(parent_pid: int) -> bool:
 def _watch(parent_pid: int) -> None:
     while os.getppid() == parent_pid:
         time.sleep(WATCH_INTERVAL)
-    os.kill(os.getpid(), signal.SIGTERM)
+    os.kill(os.getpid(), signal.SIGKILL)

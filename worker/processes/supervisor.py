@@ -84,7 +84,7 @@ class Supervisor:
 
         0 when every child exited 0 (or of the very signal forwarded to it, before it had
         anything to drain); 1 otherwise or when the supervisor gave up; ``128 + signal``
-        after a second signal.
+        after a second signal (which kills every child).
         """
         log.info("supervisor.started", processes=self.count)
         numbers = range(1, self.count + 1)
@@ -95,17 +95,20 @@ class Supervisor:
         return 0 if self.failure is None and not any(codes) else 1
 
     def stop(self, signum: int = signal.SIGTERM) -> None:
-        """Forward ``signum`` to every child and restart none; a second call forces the exit."""
+        """Forward ``signum`` to every child and restart none; a second call kills them."""
         signum, name = int(signum), signal.Signals(signum).name
         if self._stopping.is_set():
+            # What a second signal does to a single worker (exit now, nothing drained), made
+            # certain: a child whose event loop is stuck never runs its signal handler.
             self._forced = 128 + signum
-            log.warning("supervisor.forced_exit", signal=name)
+            log.warning("supervisor.forced_exit", signal=name, pids=sorted(self.pids().values()))
+            forwarded = int(signal.SIGKILL)
         else:
-            self._signal = signum
+            self._signal = forwarded = signum
             self._stopping.set()
             log.info("supervisor.stopping", signal=name, pids=sorted(self.pids().values()))
         for process in self._running.values():
-            _send(process, signum)
+            _send(process, forwarded)
 
     async def _keep(self, number: int) -> int:
         """Run child ``number`` until the stop, restarting it; its last exit status."""
