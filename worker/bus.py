@@ -56,6 +56,9 @@ class Origin:
     reply_to: str | None = None
     partition: int | None = None
     """The partition queue it arrived on: its events are published by that partition's owner."""
+    retry: bool = False
+    """It failed before (a retry in place or from a delay queue): it runs in a transaction
+    of its own, never in a group, since what failed it may fail it again."""
 
 
 GROUP_LOCK_TIMEOUT_MS = 1000
@@ -122,7 +125,10 @@ class CommandBus:
             return "answered"
         assert isinstance(request, CommandEnvelope)
         queued = Queued(request, origin, otel_context.get_current())
-        outcome, pending = await self._group.submit(queued)
+        if origin.retry:
+            outcome, pending = await self._commit(request, origin)
+        else:
+            outcome, pending = await self._group.submit(queued)
         # Published by the command's own task, after its transaction slot is free again.
         await self._relay.publish_committed(pending)
         return outcome

@@ -82,7 +82,11 @@ def test_killing_the_leaders_node_mid_load_loses_nothing_and_keeps_order(
             leaders = cluster.queue_leaders(vhost="/")
             partition_leaders = {leaders[q] for q in base.topology.partition_queues()}
             assert partition_leaders == {first.name}, partition_leaders
-            waiting = delayed(h)
+            # Kill while some commands sit in a delay queue (they cycle between the queue and
+            # failed attempts): wait for such a moment rather than hope for it.
+            waiting = wait_until(
+                lambda: delayed(h), timeout=30, message="no command in a delay queue"
+            )
             first.kill()
         finally:
             lock.release()

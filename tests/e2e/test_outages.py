@@ -283,7 +283,9 @@ def test_commands_dead_lettered_in_a_long_outage_are_applied_once_by_a_replay(
         wait_count(env, INBOX, 50, worker)
         wait_all_events_confirmed(env, worker)
         client.wait_inputs_empty(timeout=WAIT)
-        time.sleep(1)  # a replayed duplicate would show within this
+        # A marker, not a sleep: a query writes nothing, and its answer leaves on the channel
+        # the worker publishes every event on, after whatever a replayed duplicate published.
+        client.request("GetCustomer", {"customer_id": "CUST-000001"}, timeout=WAIT)
         collector.drain(client)
         assert client.queue_counts(dlq)[0] == 0
 

@@ -17,20 +17,21 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from opentelemetry import context as otel_context
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from contracts import MESSAGE_CLASSES, CommandEnvelope, example_message, parse_event
 from testkit.database import RowLock
 from tests.factories import random_email
 from tests.fakes import FakePublisher
-from worker.bus import CommandBus, Committed, Origin, Queued
+from worker.bus import GROUP_LOCK_TIMEOUT_MS, CommandBus, Committed, Origin, Queued
 from worker.db.models import Account, CommandAudit, Customer, InboxMessage, OutboxEvent
 from worker.db.session import SessionFactory
 from worker.errors import TransientError, translate
 from worker.group_commit import ALONE
 from worker.handlers import HANDLERS
 from worker.repositories import PendingEvent
+from worker.services import BaseService
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Backend
@@ -291,3 +292,15 @@ async def test_concurrent_commands_grouped_end_as_they_would_one_by_one(
         assert await balance(session_factory, world.account_number) == "70.00"
     ids = [c.message_id for c, _ in commands]
     assert await count(session_factory, InboxMessage, InboxMessage.message_id.in_(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@pytest.mark.parametrize(("configured", "expected"), [(None, "1s"), ("200ms", "200ms")])
+async def test_a_groups_lock_limit_never_loosens_a_stricter_one(
+    session_factory: SessionFactory, configured: str | None, expected: str
+) -> None:
+    async with BaseService(session_factory) as uow:
+        if configured is not None:  # as ALTER DATABASE/ROLE … SET lock_timeout would
+            await uow.session.execute(text(f"SET LOCAL lock_timeout = '{configured}'"))
+        await uow.limit_lock_waits(GROUP_LOCK_TIMEOUT_MS)
+        assert await uow.session.scalar(text("SELECT current_setting('lock_timeout')")) == expected

@@ -7,6 +7,7 @@ was not committed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -57,12 +58,16 @@ class World:
         self.handlers = Handlers()
         self.calls: list[str] = []
         self.fail_with: Exception | None = None
+        self.gates: dict[str, asyncio.Event] = {}
+        """Commands whose handler waits for their event."""
         self.bus = CommandBus(self.handlers, self.units, self.relay, self.publisher)
         self.handlers.command(CreateCustomer, CustomerService)(self.create)
         self.handlers.query(GetCustomer, CustomerService)(self.get)
 
     async def create(self, cmd: CreateCustomer, uow: FakeUnitOfWork) -> list[RoutedEvent]:
         self.calls.append(cmd.message_id)
+        if cmd.message_id in self.gates:
+            await self.gates[cmd.message_id].wait()
         if self.fail_with is not None:
             raise self.fail_with
         payload = CustomerCreatedPayload(
@@ -203,3 +208,29 @@ async def test_events_rejections_and_answers_carry_the_requests_actor(world: Wor
     assert created["actor"] == "agent:4711"
     assert rejection["actor"] == "agent:42"
     assert world.publisher.replies[0][1].actor == "agent:7"
+
+
+async def test_a_retry_runs_at_once_in_a_transaction_of_its_own_even_while_groups_wait(
+    world: World,
+) -> None:
+    world.bus = CommandBus(
+        world.handlers, world.units, world.relay, world.publisher, group_commit=8, commit_runners=1
+    )
+    first, waiting, retried = command(), command(), command()
+    world.gates[first.message_id] = asyncio.Event()
+    busy = asyncio.create_task(world.bus.handle(first, Origin()))
+    await asyncio.sleep(0)  # "first" holds the only runner
+    queued = asyncio.create_task(world.bus.handle(waiting, Origin()))
+    await asyncio.sleep(0)
+
+    # A hang guard: grouped, the retry would wait for "first", which waits for this test.
+    assert await asyncio.wait_for(world.bus.handle(retried, Origin(retry=True)), 10) == "applied"
+
+    assert not queued.done()  # a first attempt waits for the runner; the retry did not
+    world.gates[first.message_id].set()
+    assert await asyncio.gather(busy, queued) == ["applied", "applied"]
+    assert set(world.units.store.inbox) == {
+        first.message_id,
+        waiting.message_id,
+        retried.message_id,
+    }

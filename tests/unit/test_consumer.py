@@ -37,7 +37,7 @@ from tests.fakes import (
     FakeRelay,
     FakeUnitsOfWork,
 )
-from worker.bus import CommandBus
+from worker.bus import CommandBus, Origin
 from worker.errors import EmailTaken
 from worker.handlers import Handlers
 from worker.messaging import consumer as consumer_module
@@ -292,6 +292,41 @@ async def test_a_short_transient_fault_is_retried_in_place_and_never_leaves(worl
     assert flaky.calls == 3
     assert world.publisher.copies == []
     assert sample(world, "fca_in_place_retries_total") == 2
+
+
+def record_origins(world: World, monkeypatch: pytest.MonkeyPatch) -> list[Origin]:
+    """The origins the consumer hands the bus, in order."""
+    bus = world.consumer._bus
+    origins: list[Origin] = []
+    handle = bus.handle
+
+    async def recording(request: Any, origin: Origin) -> Any:
+        origins.append(origin)
+        return await handle(request, origin)
+
+    monkeypatch.setattr(bus, "handle", recording)
+    return origins
+
+
+async def test_a_first_attempt_may_be_grouped_its_retries_in_place_run_alone(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_place(world, 3, Flaky(times=2))
+    origins = record_origins(world, monkeypatch)
+
+    await world.deliver(a_command())
+
+    assert [o.retry for o in origins] == [False, True, True]
+
+
+async def test_a_delivery_back_from_a_delay_queue_runs_alone(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    origins = record_origins(world, monkeypatch)
+
+    await world.deliver(a_command(**{HEADER_ATTEMPTS: 1}))
+
+    assert [o.retry for o in origins] == [True]
 
 
 async def test_a_longer_fault_goes_to_the_delay_queue_after_the_in_place_retries(

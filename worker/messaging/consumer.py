@@ -83,13 +83,16 @@ def to_delivery(message: AbstractIncomingMessage) -> Delivery:
     )
 
 
-async def decide(bus: CommandBus, policy: RetryPolicy, parsed: Parsed) -> Decision:
+async def decide(
+    bus: CommandBus, policy: RetryPolicy, parsed: Parsed, *, retry_in_place: bool = False
+) -> Decision:
     """Run the request through the bus; every exception becomes its fate. Never raises."""
     attempt = attempts_so_far(parsed.delivery.headers) + 1
     if parsed.request is None:
         return policy.invalid(parsed.invalid or "invalid message", attempt)
     try:
-        origin = Origin(reply_to=parsed.reply_to, partition=parsed.partition)
+        retry = retry_in_place or attempt > 1
+        origin = Origin(reply_to=parsed.reply_to, partition=parsed.partition, retry=retry)
         return Ack(await bus.handle(parsed.request, origin), attempt)
     except Exception as exc:
         decision = policy.after_failure(exc, attempt)
@@ -207,12 +210,14 @@ class Consumer:
             retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
             before_sleep=lambda _: self._metrics.in_place_retries.inc(),
         )
-        decision: Decision = await retrying(self._decide_in_a_slot, parsed)
+        tries = [0]
+        decision: Decision = await retrying(self._decide_in_a_slot, parsed, tries)
         return decision
 
-    async def _decide_in_a_slot(self, parsed: Parsed) -> Decision:
+    async def _decide_in_a_slot(self, parsed: Parsed, tries: list[int]) -> Decision:
+        tries[0] += 1
         async with self._slots:
-            return await decide(self._bus, self._policy, parsed)
+            return await decide(self._bus, self._policy, parsed, retry_in_place=tries[0] > 1)
 
     def _check_key(self, parsed: Parsed) -> None:
         """Count deliveries without the ordering-key header, or with one that disagrees; and

@@ -30,6 +30,12 @@ from worker.repositories import (
 
 JoinedT = TypeVar("JoinedT")
 
+_LIMIT_LOCK_WAITS = text(
+    "SELECT set_config('lock_timeout', :ms, true)"
+    " WHERE current_setting('lock_timeout') = '0'"
+    " OR current_setting('lock_timeout')::interval > CAST(:ms AS interval)"
+)
+
 
 class BaseService:
     """One session, one transaction, and the repositories bound to that session."""
@@ -98,6 +104,7 @@ class BaseService:
 
     async def limit_lock_waits(self, milliseconds: int) -> None:
         """Fail, instead of waiting longer, on a row lock held elsewhere (this transaction
-        only; PostgreSQL; SQLite has no row locks)."""
+        only; PostgreSQL; SQLite has no row locks). A stricter ``lock_timeout`` configured
+        for the database or role stays."""
         if self.session.get_bind().dialect.name == "postgresql":
-            await self.session.execute(text(f"SET LOCAL lock_timeout = {int(milliseconds)}"))
+            await self.session.execute(_LIMIT_LOCK_WAITS, {"ms": f"{int(milliseconds)}ms"})
