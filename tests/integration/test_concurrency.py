@@ -18,7 +18,7 @@ from tests.factories import customer_fields, random_email
 from tests.integration.ledger import ledger_balance, running_balance_gaps
 from worker.db.models import Account, Transaction
 from worker.db.session import SessionFactory, create_engine, create_session_factory
-from worker.errors import EmailTaken, InsufficientFunds
+from worker.errors import ConversationClosed, EmailTaken, InsufficientFunds
 from worker.repositories import AccountRepository, MessageRepository
 from worker.services import AccountService, ConversationService, CustomerService
 
@@ -188,6 +188,84 @@ async def test_concurrent_messages_are_numbered_without_gaps_or_duplicates(
     async with pooled() as session:
         listed = await MessageRepository(session).list_for_conversation(conversation.id)
     assert [m.sequence for m in listed] == list(range(1, 21))
+
+
+async def _started_conversation(pooled: SessionFactory) -> uuid.UUID:
+    async with CustomerService(pooled) as customers:
+        customer = await customers.create_customer(**customer_fields())
+        await customers.commit()
+    async with ConversationService(pooled) as service:
+        conversation, _ = await service.start_conversation(
+            customer_id=customer.customer_id, channel="chat"
+        )
+        await service.commit()
+    return conversation.conversation_id
+
+
+async def _append(pooled: SessionFactory, conversation_id: uuid.UUID) -> int:
+    async with ConversationService(pooled) as service:
+        message = await service.append_message(
+            conversation_id=conversation_id, role="customer", content="hello"
+        )
+        await service.commit()
+        return message.sequence
+
+
+async def test_an_append_waits_for_the_transaction_holding_the_conversation_and_numbers_after_it(
+    pooled: SessionFactory,
+) -> None:
+    conversation_id = await _started_conversation(pooled)
+    first_appended = asyncio.Event()
+    release = asyncio.Event()
+
+    async def first() -> list[int]:
+        async with ConversationService(pooled) as service:
+            numbers = [
+                (
+                    await service.append_message(conversation_id=conversation_id, role=r, content=r)
+                ).sequence
+                for r in ("customer", "agent")
+            ]
+            first_appended.set()
+            await release.wait()
+            await service.commit()
+            return numbers
+
+    holder = asyncio.create_task(first())
+    await first_appended.wait()
+    waiter = asyncio.create_task(_append(pooled, conversation_id))
+    await asyncio.sleep(0.3)
+    assert not waiter.done(), "the second append did not wait for the first transaction"
+    release.set()
+
+    assert await holder == [1, 2]
+    assert await waiter == 3
+
+
+async def test_an_append_waiting_on_a_resolution_is_rejected_as_closed(
+    pooled: SessionFactory,
+) -> None:
+    conversation_id = await _started_conversation(pooled)
+    resolving = asyncio.Event()
+    release = asyncio.Event()
+
+    async def resolve() -> None:
+        async with ConversationService(pooled) as service:
+            await service.resolve(resolution="done", conversation_id=conversation_id)
+            resolving.set()
+            await release.wait()
+            await service.commit()
+
+    holder = asyncio.create_task(resolve())
+    await resolving.wait()
+    waiter = asyncio.create_task(_append(pooled, conversation_id))
+    await asyncio.sleep(0.3)
+    assert not waiter.done(), "the append did not wait for the resolution"
+    release.set()
+    await holder
+
+    with pytest.raises(ConversationClosed):
+        await waiter
 
 
 async def test_concurrent_escalations_get_unique_ticket_ids(pooled: SessionFactory) -> None:

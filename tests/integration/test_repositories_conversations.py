@@ -222,3 +222,83 @@ async def test_next_sequence_starts_at_one_and_follows_the_last_message(
     await repo.create(**message_data(conversations[6].id, 9))
 
     assert await repo.next_sequence(target.id) == 4
+
+
+# --- the AppendMessage hot path -------------------------------------------------------------
+
+FINISHED = ("resolved", "closed")
+
+
+async def test_touch_unless_returns_the_key_and_marks_an_open_conversation_active(
+    session: AsyncSession, conversations: list[Conversation]
+) -> None:
+    repo = ConversationRepository(session)
+    target = conversations[4]
+    await repo.update(target.id, status="escalated")
+
+    assert await repo.touch_unless(target.conversation_id, finished=FINISHED) == target.id
+
+    reloaded = await repo.find_by_conversation_id(target.conversation_id)
+    assert reloaded is not None
+    assert reloaded.updated_at > target.updated_at
+
+
+@pytest.mark.parametrize("status", [None, "resolved", "closed"], ids=["missing", "res", "closed"])
+async def test_touch_unless_matches_no_missing_or_finished_conversation_and_changes_nothing(
+    session: AsyncSession, conversations: list[Conversation], status: str | None
+) -> None:
+    repo = ConversationRepository(session)
+    target = conversations[6]
+    if status is not None:
+        await repo.update(target.id, status=status, updated_at=EPOCH)
+    conversation_id = target.conversation_id if status else uuid.uuid4()
+
+    assert await repo.touch_unless(conversation_id, finished=FINISHED) is None
+
+    reloaded = await repo.find_by_conversation_id(target.conversation_id)
+    assert reloaded is not None
+    assert reloaded.updated_at == (EPOCH if status else target.updated_at)
+
+
+async def test_touch_unless_refreshes_the_copy_this_session_already_holds(
+    session: AsyncSession, conversations: list[Conversation]
+) -> None:
+    repo = ConversationRepository(session)
+    target = conversations[8]
+    loaded = await repo.find_by_conversation_id(target.conversation_id)
+    assert loaded is not None
+
+    await repo.touch_unless(target.conversation_id, finished=FINISHED)
+
+    assert loaded.updated_at > target.updated_at
+    assert await repo.find_by_conversation_id(target.conversation_id) is loaded
+
+
+async def test_append_returns_a_fully_populated_message_held_by_the_session(
+    session: AsyncSession, conversations: list[Conversation]
+) -> None:
+    repo = MessageRepository(session)
+    target = conversations[9]
+    await repo.create(**message_data(target.id, 1))
+
+    message = await repo.append(target.id, "agent", "How can I help?")
+
+    assert (message.conversation_id, message.sequence) == (target.id, 2)
+    assert (message.role, message.content) == ("agent", "How can I help?")
+    assert isinstance(message.id, int)
+    assert isinstance(message.created_at, datetime)
+    assert message.created_at.tzinfo is not None
+    assert await repo.get_by_id(message.id) is message
+
+
+async def test_appends_within_one_transaction_number_on_from_each_other(
+    session: AsyncSession, conversations: list[Conversation]
+) -> None:
+    repo = MessageRepository(session)
+    first, second = conversations[10], conversations[11]
+
+    numbers = [(await repo.append(c.id, "customer", "hi")).sequence for c in (first, second)]
+    numbers += [(await repo.append(first.id, "agent", "hello")).sequence]
+
+    assert numbers == [1, 1, 2]
+    assert [m.sequence for m in await repo.list_for_conversation(first.id)] == [1, 2]

@@ -131,36 +131,63 @@ async def test_start_conversation_for_an_unknown_customer_is_rejected(service: A
         await service.start_conversation(customer_id="CUST-404", channel="chat")
 
 
-async def test_append_message_appends_to_the_locked_conversation_and_touches_it(
+async def test_append_message_locks_and_touches_the_open_conversation_in_one_call(
     service: Any,
 ) -> None:
-    conversation = _conversation(service)
-    appended = Message(conversation_id=conversation.id, sequence=4, role="agent", content="hi")
+    conversation_id = uuid.uuid4()
+    service.conversations.touch_unless.return_value = 5
+    appended = Message(conversation_id=5, sequence=4, role="agent", content="hi")
     service.messages.append.return_value = appended
 
     message = await service.append_message(
-        conversation_id=conversation.conversation_id, role="agent", content="hi"
+        conversation_id=conversation_id, role="agent", content="hi"
     )
 
     assert message is appended
-    lookup = service.conversations.find_by_conversation_id.call_args
-    assert lookup.kwargs == {"for_update": True}  # numbering relies on the row lock
-    service.messages.append.assert_awaited_once_with(conversation.id, "agent", "hi")
-    service.conversations.touch.assert_awaited_once_with(conversation.id)
+    service.conversations.touch_unless.assert_awaited_once_with(
+        conversation_id, finished=("resolved", "closed")
+    )
+    service.messages.append.assert_awaited_once_with(5, "agent", "hi")
+    service.conversations.find_by_conversation_id.assert_not_awaited()  # no second lookup
 
 
-async def test_append_message_to_a_resolved_conversation_is_rejected(service: Any) -> None:
-    _conversation(service, status="resolved")
+@pytest.mark.parametrize("status", ["resolved", "closed"])
+async def test_append_message_to_a_finished_conversation_is_rejected_as_closed(
+    service: Any, status: str
+) -> None:
+    conversation = _conversation(service, status=status)
+    service.conversations.touch_unless.return_value = None
 
-    with pytest.raises(ConversationClosed) as caught:
-        await service.append_message(conversation_id=uuid.uuid4(), role="agent", content="hi")
+    with pytest.raises(ConversationClosed):
+        await service.append_message(
+            conversation_id=conversation.conversation_id, role="agent", content="hi"
+        )
 
-    assert caught.value.reason == "conversation_closed"
-    service.messages.create.assert_not_awaited()
+    service.messages.append.assert_not_awaited()
 
 
-async def test_resolve_by_an_unknown_escalation_id_is_rejected(service: Any) -> None:
-    service.conversations.find_by_ticket_id.return_value = None
+async def test_append_message_to_an_unknown_conversation_is_rejected_as_not_found(
+    service: Any,
+) -> None:
+    service.conversations.touch_unless.return_value = None
+    service.conversations.find_by_conversation_id.return_value = None
 
     with pytest.raises(ConversationNotFound):
-        await service.resolve(resolution="done", escalation_id="ESC-404")
+        await service.append_message(conversation_id=uuid.uuid4(), role="agent", content="hi")
+
+    service.messages.append.assert_not_awaited()
+
+
+async def test_append_message_to_a_conversation_that_appeared_since_the_update_locks_it_first(
+    service: Any,
+) -> None:
+    conversation = _conversation(service)
+    service.conversations.touch_unless.return_value = None
+
+    await service.append_message(
+        conversation_id=conversation.conversation_id, role="agent", content="hi"
+    )
+
+    assert service.conversations.find_by_conversation_id.call_args.kwargs == {"for_update": True}
+    service.conversations.touch.assert_awaited_once_with(conversation.id)
+    service.messages.append.assert_awaited_once_with(conversation.id, "agent", "hi")

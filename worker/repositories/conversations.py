@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
 from sqlalchemy import (
     ColumnElement,
     SQLColumnExpression,
+    Table,
     bindparam,
     case,
     func,
@@ -15,6 +17,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.sql.dml import Update
 
 from worker.db.models import Conversation, Message
 from worker.repositories.base import (
@@ -46,6 +49,39 @@ _TOUCH = (
     .values(updated_at=func.now())
     .execution_options(synchronize_session=False)
 )
+
+# The hot path of AppendMessage, in Core on the tables (no ORM compile or flush), built once.
+_CONVERSATIONS = cast(Table, Conversation.__table__)
+_MESSAGES = cast(Table, Message.__table__)
+_TOUCH_IF_OPEN: dict[tuple[str, ...], Update] = {}
+_APPEND = (
+    insert(_MESSAGES)
+    .values(
+        conversation_id=bindparam("pk"),
+        sequence=select(func.coalesce(func.max(_MESSAGES.c.sequence), 0) + 1)
+        .where(_MESSAGES.c.conversation_id == bindparam("pk"))
+        .scalar_subquery(),
+        role=bindparam("message_role"),
+        content=bindparam("message_content"),
+    )
+    .returning(_MESSAGES.c.id, _MESSAGES.c.sequence, _MESSAGES.c.created_at)
+)
+
+
+def _touch_if_open(finished: tuple[str, ...]) -> Update:
+    """``UPDATE conversations SET updated_at = now() WHERE conversation_id = :uuid AND
+    status NOT IN (finished) RETURNING id, updated_at``, built once per ``finished``."""
+    stmt = _TOUCH_IF_OPEN.get(finished)
+    if stmt is None:
+        c = _CONVERSATIONS.c
+        stmt = (
+            update(_CONVERSATIONS)
+            .where(c.conversation_id == bindparam("uuid"), *(c.status != s for s in finished))
+            .values(updated_at=func.now())
+            .returning(c.id, c.updated_at)
+        )
+        _TOUCH_IF_OPEN[finished] = stmt
+    return stmt
 
 
 class ConversationRepository(BaseRepository[Conversation]):
@@ -121,6 +157,24 @@ class ConversationRepository(BaseRepository[Conversation]):
         """Mark the conversation as active now (``updated_at``), in one statement built once."""
         await self.session.execute(_TOUCH, {"pk": conversation_pk})
 
+    async def touch_unless(
+        self, conversation_id: uuid.UUID, *, finished: tuple[str, ...]
+    ) -> int | None:
+        """Lock the conversation and mark it active now, unless its status is in
+        ``finished``, in one ``UPDATE … RETURNING``; its primary key, or ``None`` if there is
+        no such conversation or it is finished (find out which with a finder).
+
+        The UPDATE holds the row lock until the transaction ends (on PostgreSQL; SQLite's
+        ``BEGIN IMMEDIATE`` already serialises writers), as ``find_by_conversation_id(...,
+        for_update=True)`` would.
+        """
+        params = {"uuid": conversation_id}
+        row = (await self.session.execute(_touch_if_open(finished), params)).first()
+        if row is None:
+            return None
+        self._loaded(row._mapping)
+        return int(row.id)
+
     async def next_escalation_id(self) -> str:
         """A fresh, unique ``ESC-000001``-style ticket id."""
         return f"ESC-{await next_number(self.session, 'escalation'):06d}"
@@ -157,20 +211,15 @@ class MessageRepository(BaseRepository[Message]):
         """Insert the conversation's next message; its sequence is computed in the INSERT.
 
         Call it with the conversation row locked. ``sequence`` is a subquery
-        (``max(sequence) + 1``) evaluated by the database and returned with RETURNING, so
-        numbering costs no separate round trip.
+        (``max(sequence) + 1``, an index lookup) evaluated by the database and returned with
+        RETURNING, so numbering costs no separate round trip. The statement is Core, built
+        once.
         """
-        sequence = (
-            select(func.coalesce(func.max(Message.sequence), 0) + 1)
-            .where(Message.conversation_id == conversation_pk)
-            .scalar_subquery()
+        params = {"pk": conversation_pk, "message_role": role, "message_content": content}
+        row = (await self.session.execute(_APPEND, params)).one()
+        return self._adopt(
+            {"conversation_id": conversation_pk, "role": role, "content": content, **row._mapping}
         )
-        stmt = (
-            insert(Message)
-            .values(conversation_id=conversation_pk, sequence=sequence, role=role, content=content)
-            .returning(Message)
-        )
-        return (await self.session.scalars(stmt)).one()
 
     async def erase_for_customer(self, customer_pk: int) -> int:
         """Replace the content of every message in the customer's conversations."""

@@ -66,11 +66,17 @@ class ConversationService(BaseService):
     async def append_message(
         self, *, conversation_id: uuid.UUID, role: str, content: str
     ) -> Message:
-        """Append a message numbered after the last one (the conversation row is locked)."""
-        conversation = await self._open_locked(conversation_id)
-        message = await self.messages.append(conversation.id, role, content)
-        await self.conversations.touch(conversation.id)
-        return message
+        """Append a message numbered after the last one (the conversation row is locked).
+
+        One UPDATE locks the conversation and marks it active unless it is finished; only
+        when it matched nothing does a lookup say why (not found, or finished).
+        """
+        pk = await self.conversations.touch_unless(conversation_id, finished=FINISHED)
+        if pk is None:
+            # Raises, unless the conversation appeared since (committed concurrently).
+            pk = (await self._open_locked(conversation_id)).id
+            await self.conversations.touch(pk)
+        return await self.messages.append(pk, role, content)
 
     async def escalate(
         self, *, conversation_id: uuid.UUID, reason: str, priority: str = "normal"
