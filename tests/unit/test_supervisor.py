@@ -204,6 +204,16 @@ async def test_a_child_that_cannot_be_started_ends_the_supervisor() -> None:
     assert sup.failure.startswith("cannot start process")
 
 
+async def test_a_child_that_cannot_be_started_during_a_stop_does_not_force_the_stop() -> None:
+    async def stop_then_fail(number: int) -> FakeChild:
+        sup.stop()  # the stop arrives while the child is being started
+        raise PermissionError(13, "Permission denied")
+
+    sup = Supervisor(1, stop_then_fail, probe=always_ready)
+
+    assert await sup.run() == 1  # not 128 + SIGTERM: nothing was forced
+
+
 async def test_a_stop_during_the_pause_before_a_restart_starts_nothing() -> None:
     launcher = Launcher(on_signal=0)
     sup = supervisor(launcher, first_delay=30, max_delay=30)

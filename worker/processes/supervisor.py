@@ -162,6 +162,7 @@ class Supervisor:
         if self.failure is None:
             self.failure = why
             log.error("supervisor.gave_up", error=why)
+        if not self._stopping.is_set():  # (a stop already under way must not turn forced)
             self.stop(signal.SIGTERM)
         return 1
 
