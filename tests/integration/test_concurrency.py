@@ -18,7 +18,7 @@ from tests.factories import customer_fields, random_email
 from tests.integration.ledger import ledger_balance, running_balance_gaps
 from worker.db.models import Account, Transaction
 from worker.db.session import SessionFactory, create_engine, create_session_factory
-from worker.errors import ConversationClosed, EmailTaken, InsufficientFunds
+from worker.errors import ConversationClosed, DuplicateReference, EmailTaken, InsufficientFunds
 from worker.repositories import AccountRepository, MessageRepository
 from worker.services import AccountService, ConversationService, CustomerService
 
@@ -90,6 +90,37 @@ async def test_concurrent_debits_never_overdraw_and_leave_an_exact_balance(
             Transaction.account_id == account.id
         )
         assert await session.scalar(lowest) == Decimal("1.00")
+
+
+async def test_concurrent_transactions_with_one_reference_let_exactly_one_through(
+    pooled: SessionFactory,
+) -> None:
+    account = await _open_funded_account(pooled, Decimal("10.00"))
+
+    async def credit(i: int) -> bool:
+        async with AccountService(pooled) as service:
+            try:
+                await service.record_transaction(
+                    account_number=account.account_number,
+                    amount=Decimal(f"{i + 1}.00"),
+                    direction="credit",
+                    description="refund",
+                    reference="REFUND-1",
+                )
+            except DuplicateReference:
+                return False
+            await service.commit()
+            return True
+
+    results = await asyncio.gather(*(credit(i) for i in range(10)))
+
+    assert results.count(True) == 1
+    async with pooled() as session:
+        stored = await AccountRepository(session).find_by_account_number(account.account_number)
+        assert stored is not None
+        assert stored.balance == Decimal("10.00") + results.index(True) + 1
+        assert await ledger_balance(session, account.id) == stored.balance
+        assert await running_balance_gaps(session, account.id) == []
 
 
 async def test_a_locked_account_makes_the_next_locker_wait_for_the_commit(

@@ -6,11 +6,11 @@ import re
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.factories import account_data, moments, transaction_data
-from worker.db.models import Account, Customer
+from worker.db.models import Account, Customer, Transaction
 from worker.repositories import AccountRepository, TransactionRepository
 
 pytestmark = pytest.mark.integration
@@ -158,3 +158,93 @@ async def test_find_by_reference_finds_only_the_accounts_own_reference(
     assert await repo.find_by_reference(accounts[0].id, "INV-1") is mine
     assert await repo.find_by_reference(accounts[1].id, "INV-1") is None
     assert await repo.find_by_reference(accounts[0].id, "INV-2") is None
+
+
+# --- the RecordTransaction hot path ----------------------------------------------------------
+
+BOUNDS = {"status": "active", "floor": Decimal("0"), "ceiling": Decimal("100.00")}
+
+
+async def _insert(
+    session: AsyncSession, number: str, delta: str, reference: str = "R-1", **rules: object
+) -> Transaction | None:
+    return await TransactionRepository(session).insert_against_balance(
+        number,
+        amount=abs(Decimal(delta)),
+        direction="credit" if Decimal(delta) > 0 else "debit",
+        description="test",
+        reference=reference,
+        delta=Decimal(delta),
+        **(BOUNDS | rules),  # type: ignore[arg-type]
+    )
+
+
+async def test_insert_against_balance_records_the_balance_after_and_leaves_the_balance_alone(
+    session: AsyncSession, accounts: list[Account]
+) -> None:
+    account = accounts[0]
+    await AccountRepository(session).set_balance(account.id, Decimal("10.00"))
+
+    recorded = await _insert(session, account.account_number, "-2.50")
+
+    assert recorded is not None
+    assert (recorded.account_id, recorded.balance_after) == (account.id, Decimal("7.50"))
+    assert (recorded.amount, recorded.direction, recorded.reference) == (
+        Decimal("2.50"),
+        "debit",
+        "R-1",
+    )
+    assert isinstance(recorded.id, int)
+    assert recorded.created_at.tzinfo is not None
+    assert await TransactionRepository(session).find_by_reference(account.id, "R-1") is recorded
+    stored = select(Account.balance).where(Account.id == account.id)
+    assert await session.scalar(stored) == Decimal("10.00")  # the caller sets it
+
+
+@pytest.mark.parametrize(
+    ("case", "delta", "rules"),
+    [
+        ("missing", "1.00", {}),
+        ("frozen", "1.00", {"status": "frozen_only"}),
+        ("below the floor", "-10.01", {}),
+        ("above the ceiling", "90.01", {}),
+        ("used reference", "1.00", {}),
+    ],
+)
+async def test_insert_against_balance_inserts_nothing_when_a_condition_fails(
+    session: AsyncSession, accounts: list[Account], case: str, delta: str, rules: dict[str, object]
+) -> None:
+    account = accounts[1]
+    await AccountRepository(session).set_balance(account.id, Decimal("10.00"))
+    await TransactionRepository(session).create(**transaction_data(account.id, reference="USED"))
+    number = "404" if case == "missing" else account.account_number
+    reference = "USED" if case == "used reference" else "NEW"
+
+    assert await _insert(session, number, delta, reference, **rules) is None
+
+    assert await TransactionRepository(session).find_by_reference(account.id, "NEW") is None
+    assert await TransactionRepository(session).count(account_id=account.id) == 1
+
+
+async def test_insert_against_balance_accepts_the_exact_bounds(
+    session: AsyncSession, accounts: list[Account]
+) -> None:
+    number = accounts[2].account_number
+
+    assert await _insert(session, number, "100.00", "top") is not None
+    await AccountRepository(session).set_balance(accounts[2].id, Decimal("100.00"))
+    assert await _insert(session, number, "-100.00", "bottom") is not None
+
+
+async def test_set_balance_returns_the_account_and_refreshes_the_sessions_copy(
+    session: AsyncSession, accounts: list[Account]
+) -> None:
+    repo = AccountRepository(session)
+    loaded = await repo.find_by_account_number(accounts[3].account_number)
+    assert loaded is not None
+
+    updated = await repo.set_balance(loaded.id, Decimal("42.10"))
+
+    assert updated is loaded
+    assert loaded.balance == Decimal("42.10")
+    assert (updated.account_number, updated.status) == (accounts[3].account_number, "active")

@@ -16,6 +16,7 @@ from worker.errors import (
     AccountFrozen,
     AccountNotFound,
     AccountsNotFound,
+    BalanceLimitExceeded,
     CustomerNotFound,
     DuplicateReference,
     InsufficientFunds,
@@ -286,3 +287,107 @@ async def test_customer_accounts_lists_a_customers_accounts(
         assert {a.account_number for a in listed} == {a.account_number for a in opened}
         with pytest.raises(CustomerNotFound):
             await service.customer_accounts("CUST-999999")
+
+
+async def test_record_transaction_refuses_to_pass_the_balance_limit_but_reaches_it_exactly(
+    session_factory: SessionFactory, open_account: OpenAccount
+) -> None:
+    number = (await open_account()).account_number
+    await _move(session_factory, number, "credit", "999999999999999.00", "in")
+
+    with pytest.raises(BalanceLimitExceeded):
+        await _move(session_factory, number, "credit", "1.00", "over")
+    _, account = await _move(session_factory, number, "credit", "0.99", "top")
+
+    assert account.balance == Decimal("999999999999999.99")
+
+
+@pytest.mark.parametrize(
+    ("frozen", "amount", "expected"),
+    [
+        (False, "99.00", DuplicateReference),  # a used reference goes before the balance
+        (True, "1.00", AccountFrozen),  # the status goes before the reference
+    ],
+)
+async def test_record_transaction_names_the_first_rule_that_refuses(
+    session_factory: SessionFactory,
+    open_account: OpenAccount,
+    frozen: bool,
+    amount: str,
+    expected: type[Exception],
+) -> None:
+    account = await open_account()
+    await _move(session_factory, account.account_number, "credit", "5.00", "USED")
+    if frozen:
+        async with session_factory() as session, session.begin():
+            await AccountRepository(session).update(account.id, status="frozen")
+
+    with pytest.raises(expected):
+        await _move(session_factory, account.account_number, "debit", amount, "USED")
+
+
+@pytest.mark.parametrize(
+    ("number", "direction", "amount", "reference", "refusal"),
+    [
+        ("00000000", "credit", "1.00", "new", AccountNotFound),
+        (None, "debit", "5.01", "new", InsufficientFunds),
+        (None, "credit", "1.00", "USED", DuplicateReference),
+    ],
+)
+async def test_a_refused_transaction_writes_nothing_even_if_the_caller_commits(
+    session_factory: SessionFactory,
+    open_account: OpenAccount,
+    number: str | None,
+    direction: str,
+    amount: str,
+    reference: str,
+    refusal: type[Exception],
+) -> None:
+    account = await open_account()
+    await _move(session_factory, account.account_number, "credit", "5.00", "USED")
+
+    async with AccountService(session_factory) as service:
+        with pytest.raises(refusal):
+            await service.record_transaction(
+                account_number=number or account.account_number,
+                amount=Decimal(amount),
+                direction=direction,
+                description="refused",
+                reference=reference,
+            )
+        await service.commit()
+
+    assert (await _account(session_factory, account.account_number)).balance == Decimal("5.00")
+    async with AccountService(session_factory) as service:
+        assert len(await service.recent_transactions(account.account_number)) == 1
+
+
+async def test_transactions_in_one_unit_of_work_chain_their_balances_and_keep_loaded_copies_fresh(
+    session_factory: SessionFactory, open_account: OpenAccount
+) -> None:
+    number = (await open_account()).account_number
+
+    async with AccountService(session_factory) as service:
+        loaded = await service.accounts.find_by_account_number(number)
+        assert loaded is not None
+        first, _ = await service.record_transaction(
+            account_number=number,
+            amount=Decimal("3.00"),
+            direction="credit",
+            description="a",
+            reference="a",
+        )
+        second, account = await service.record_transaction(
+            account_number=number,
+            amount=Decimal("1.25"),
+            direction="debit",
+            description="b",
+            reference="b",
+        )
+        assert await service.accounts.find_by_account_number(number) is loaded
+        assert loaded.balance == Decimal("1.75")
+        await service.commit()
+
+    assert (first.balance_after, second.balance_after) == (Decimal("3.00"), Decimal("1.75"))
+    assert account.balance == Decimal("1.75")
+    assert (await _account(session_factory, number)).balance == Decimal("1.75")

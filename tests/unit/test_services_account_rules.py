@@ -14,6 +14,7 @@ from worker.errors import (
     AccountFrozen,
     AccountNotFound,
     AccountsNotFound,
+    BalanceLimitExceeded,
     CustomerNotFound,
     DuplicateReference,
     InsufficientFunds,
@@ -28,8 +29,11 @@ Build = Callable[[type[AccountService]], Any]
 
 @pytest.fixture
 def service(mocked: Build) -> Any:
-    """An ``AccountService`` with mocked repositories."""
-    return mocked(AccountService)
+    """An ``AccountService`` with mocked repositories; the one-statement transaction insert
+    records nothing, so ``record_transaction`` looks up each rule in turn."""
+    service = mocked(AccountService)
+    service.transactions.insert_against_balance.return_value = None
+    return service
 
 
 @pytest.fixture
@@ -42,8 +46,8 @@ def account(service: Any) -> Account:
     service.accounts.lock_by_account_number.return_value = account
     service.transactions.find_by_reference.return_value = None
     service.transactions.create.side_effect = lambda **data: Transaction(id=99, **data)
-    service.accounts.update.side_effect = lambda _id, **data: Account(
-        **{**account_data(3, id=11, account_number="10000011"), **data}
+    service.accounts.set_balance.side_effect = lambda pk, balance: Account(
+        **{**account_data(3, id=pk, account_number="10000011"), "balance": balance}
     )
     return account
 
@@ -65,7 +69,7 @@ async def test_record_transaction_credits_with_an_exact_balance(
 
     assert transaction.balance_after == Decimal("10.30")
     assert updated.balance == Decimal("10.30")
-    service.accounts.update.assert_awaited_once_with(11, balance=Decimal("10.30"))
+    service.accounts.set_balance.assert_awaited_once_with(11, Decimal("10.30"))
 
 
 async def test_record_transaction_debits_down_to_exactly_zero(
@@ -83,7 +87,7 @@ async def test_record_transaction_refuses_to_go_below_zero(service: Any, account
 
     assert caught.value.reason == "insufficient_funds"
     service.transactions.create.assert_not_awaited()
-    service.accounts.update.assert_not_awaited()
+    service.accounts.set_balance.assert_not_awaited()
 
 
 @pytest.mark.parametrize("status", ["frozen", "closed"])
@@ -114,6 +118,61 @@ async def test_record_transaction_refuses_a_used_reference(service: Any, account
 
     service.transactions.find_by_reference.assert_awaited_once_with(account.id, "REF-1")
     service.transactions.create.assert_not_awaited()
+
+
+@pytest.mark.parametrize(
+    ("direction", "delta"), [("credit", Decimal("2.50")), ("debit", Decimal("-2.50"))]
+)
+async def test_record_transaction_asks_for_one_insert_bounded_by_the_rules_and_sets_the_balance(
+    service: Any, direction: str, delta: Decimal
+) -> None:
+    recorded = Transaction(
+        **transaction_data(11, id=7, reference="REF-1", balance_after=Decimal("12.50"))
+    )
+    service.transactions.insert_against_balance.return_value = recorded
+    service.accounts.set_balance.side_effect = lambda pk, balance: Account(
+        **account_data(3, id=pk, account_number="10000011", balance=balance)
+    )
+
+    transaction, updated = await _record(service, direction, "2.499")
+
+    assert transaction is recorded
+    assert (updated.id, updated.balance) == (11, Decimal("12.50"))
+    service.transactions.insert_against_balance.assert_awaited_once_with(
+        "10000011",
+        amount=Decimal("2.50"),
+        direction=direction,
+        description="test",
+        reference="REF-1",
+        delta=delta,
+        status="active",
+        floor=Decimal("0"),
+        ceiling=Decimal("999999999999999.99"),
+    )
+    service.accounts.lock_by_account_number.assert_not_awaited()  # no lookups when allowed
+    service.transactions.find_by_reference.assert_not_awaited()
+    service.transactions.create.assert_not_awaited()
+
+
+async def test_record_transaction_refuses_a_credit_beyond_the_balance_limit(
+    service: Any, account: Account
+) -> None:
+    account.balance = Decimal("999999999999999.00")
+
+    with pytest.raises(BalanceLimitExceeded):
+        await _record(service, "credit", "1.00")
+
+    service.accounts.set_balance.assert_not_awaited()
+
+
+async def test_record_transaction_checks_the_reference_before_the_balance(
+    service: Any, account: Account
+) -> None:
+    used = Transaction(**transaction_data(account.id, id=5, reference="REF-1"))
+    service.transactions.find_by_reference.return_value = used
+
+    with pytest.raises(DuplicateReference):
+        await _record(service, "debit", "99.00")
 
 
 async def test_open_account_for_an_unknown_customer_is_rejected(service: Any) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
+from typing import cast
 
-from sqlalchemy import bindparam, func, insert, literal, select, update
+from sqlalchemy import Table, bindparam, func, insert, literal, select, update
 
 from worker.db.models import Account, AccountStatusChange
 from worker.repositories.base import BaseRepository, clamp_limit
@@ -15,6 +17,13 @@ ACCOUNT_NUMBER_BASE = 10_000_000
 
 _BY_NUMBER = select(Account).where(Account.account_number == bindparam("number")).limit(1)
 _LOCK_BY_NUMBER = _BY_NUMBER.with_for_update().execution_options(populate_existing=True)
+_ACCOUNTS = cast(Table, Account.__table__)
+_SET_BALANCE = (
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.id == bindparam("pk"))
+    .values(balance=bindparam("new_balance"))
+    .returning(*_ACCOUNTS.c)
+)
 
 
 class AccountRepository(BaseRepository[Account]):
@@ -34,6 +43,13 @@ class AccountRepository(BaseRepository[Account]):
         ``populate_existing`` makes sure a cached object is refreshed from the locked row.
         """
         return await self.session.scalar(_LOCK_BY_NUMBER, {"number": account_number})
+
+    async def set_balance(self, account_pk: int, balance: Decimal) -> Account:
+        """Set the balance in one ``UPDATE … RETURNING`` (Core, built once) and return the
+        account; call it with the row locked."""
+        params = {"pk": account_pk, "new_balance": balance}
+        row = (await self.session.execute(_SET_BALANCE, params)).one()
+        return self._adopt(row._mapping)
 
     async def list_by_customer(self, customer_pk: int, *, limit: int = 100) -> list[Account]:
         """A customer's accounts, newest first."""

@@ -20,6 +20,7 @@ from worker.services.base import BaseService
 from worker.services.customers import require_customer
 
 CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
 MAX_BALANCE = Decimal("999999999999999.99")
 """The largest balance the wire format (15 integer digits) and NUMERIC(18, 2) both carry."""
 
@@ -92,7 +93,38 @@ class AccountService(BaseService):
         description: str,
         reference: str,
     ) -> tuple[Transaction, Account]:
-        """Credit or debit an account, never below zero, with the account row locked."""
+        """Credit or debit an account, never below zero, with the account row locked.
+
+        One statement records the transaction when every rule allows it (and locks the
+        account row); only when it records nothing does :meth:`_check_rules` look up which
+        rule refused.
+        """
+        amount = amount.quantize(CENT)
+        delta = amount if direction == "credit" else -amount
+        entry = {"direction": direction, "description": description, "reference": reference}
+        transaction = await self.transactions.insert_against_balance(
+            account_number,
+            amount=amount,
+            **entry,
+            delta=delta,
+            status="active",
+            floor=ZERO,
+            ceiling=MAX_BALANCE,
+        )
+        if transaction is None:
+            account_pk, balance_after = await self._check_rules(account_number, reference, delta)
+            transaction = await self.transactions.create(
+                account_id=account_pk, amount=amount, balance_after=balance_after, **entry
+            )
+        account = await self.accounts.set_balance(transaction.account_id, transaction.balance_after)
+        return transaction, account
+
+    async def _check_rules(
+        self, account_number: str, reference: str, delta: Decimal
+    ) -> tuple[int, Decimal]:
+        """Lock the account and apply the rules in order, raising the first that refuses;
+        returns the account's key and balance after ``delta`` if none does (a concurrent
+        change may have allowed the transaction since)."""
         account = await self.accounts.lock_by_account_number(account_number)
         if account is None:
             raise AccountNotFound(f"no account {account_number}")
@@ -100,24 +132,12 @@ class AccountService(BaseService):
             raise AccountFrozen(f"account {account_number} is {account.status}")
         if await self.transactions.find_by_reference(account.id, reference) is not None:
             raise DuplicateReference("this reference was already used on the account")
-        amount = amount.quantize(CENT)
-        delta = amount if direction == "credit" else -amount
         balance_after = (account.balance + delta).quantize(CENT)
         if balance_after < 0:
             raise InsufficientFunds("the balance does not cover this debit")
         if balance_after > MAX_BALANCE:
             raise BalanceLimitExceeded("the balance would exceed the account's limit")
-        transaction = await self.transactions.create(
-            account_id=account.id,
-            amount=amount,
-            direction=direction,
-            description=description,
-            reference=reference,
-            balance_after=balance_after,
-        )
-        updated = await self.accounts.update(account.id, balance=balance_after)
-        assert updated is not None
-        return transaction, updated
+        return account.id, balance_after
 
     async def recent_transactions(
         self, account_number: str, *, limit: int = 20
