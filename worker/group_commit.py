@@ -16,7 +16,6 @@ in its own task, as if there were no grouping (what a failed group falls back to
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -95,8 +94,10 @@ class GroupCommit(Generic[T, R]):
                     member.wake = loop.create_future()
                     await member.wake
         except asyncio.CancelledError:
-            with contextlib.suppress(ValueError):
-                self._queue.remove(member)  # not taken yet: nobody will run it
+            if not member.taken:
+                self._queue.remove(member)  # nobody will run it
+                if self._queue and self._free > 0:
+                    self._queue[0].poke()  # it may have been woken to run the next group
             raise
         if member.error is not None:
             raise member.error

@@ -247,3 +247,26 @@ async def test_a_command_taken_into_another_tasks_group_only_waits_for_it() -> N
 
     assert await asyncio.gather(a, b, c, d, e) == ["one:A", "one:B", *(f"group:{i}" for i in "CDE")]
     assert groups == [["C", "D", "E"]]
+
+
+async def test_a_command_cancelled_just_after_being_woken_passes_the_turn_on() -> None:
+    """The first in the queue is woken to run the next group and cancelled before it can:
+    the one behind it must run instead of waiting for a newcomer that may never come."""
+    rec = Recorder(hold=asyncio.Event())
+    hold = rec.hold
+    assert hold is not None
+    group = GroupCommit(rec.one, rec.together, runners=1)
+    first = asyncio.create_task(group.submit("first"))
+    await asyncio.sleep(0)
+    woken = asyncio.create_task(group.submit("woken"))
+    behind = asyncio.create_task(group.submit("behind"))
+    await asyncio.sleep(0)
+
+    hold.set()
+    await asyncio.sleep(0)  # "first" finished and woke "woken", which has not run yet
+    woken.cancel()
+
+    assert await asyncio.wait_for(behind, 5) == "one:behind"  # a hang guard
+    assert await first == "one:first"
+    with pytest.raises(asyncio.CancelledError):
+        await woken
