@@ -48,8 +48,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--soak-backlog", type=int, default=5000, help="commands in flight, soak")
     p.add_argument("--profile", action="store_true", help="a run sampled with py-spy")
     p.add_argument("--profile-seconds", type=float, default=20.0)
-    p.add_argument("--set", dest="extra", action="append", type=assignment, default=[],
-                   metavar="NAME=VALUE", help="more environment for the worker (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="extra",
+        action="append",
+        type=assignment,
+        default=[],
+        metavar="NAME=VALUE",
+        help="more environment for the worker (repeatable)",
+    )
     p.add_argument("--out", type=Path, default=None, help="results JSON (bench/results/…)")
     p.add_argument("--amqp-url", help="broker (default BENCH_AMQP_URL, WORKER_TEST_AMQP_URL, "
                    "or amqp://guest:guest@127.0.0.1:5672/)")  # fmt: skip
