@@ -16,12 +16,14 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.topology import delay_queue_name, partitions_exchange_name
 from worker.bus import CommandBus
 from worker.db.session import SessionFactory, create_engine, create_session_factory
 from worker.errors import StartupError
 from worker.handlers import HANDLERS
 from worker.messaging.connection import BrokerConnection
 from worker.messaging.consumer import Consumer
+from worker.messaging.delays import DelayWatch
 from worker.messaging.fate import RetryPolicy
 from worker.messaging.migration import migrate_v1
 from worker.messaging.outbox import OutboxRelay
@@ -40,6 +42,9 @@ log = structlog.get_logger(__name__)
 MIGRATION_INTERVAL = 30.0
 """Seconds between looks for contract v1 queues still holding commands."""
 
+DELAY_WATCH_INTERVAL = 5.0
+"""Seconds between looks at the delay queues' heads, and how overdue a retry must be to move."""
+
 
 class Worker:
     """One worker process: its share of the partitions, applied, and their events relayed."""
@@ -56,6 +61,7 @@ class Worker:
         self.metrics = Metrics()
         self.health: HealthServer | None = None
         self.retention: RetentionJob | None = None
+        self.delay_watch: DelayWatch | None = None
         self._migrating: asyncio.Task[None] | None = None
         self.tracing = False
 
@@ -123,8 +129,18 @@ class Worker:
             outbox_hours=s.outbox_retention_hours,
             interval=s.retention_interval,
         )
+        self.delay_watch = DelayWatch(
+            self.publishing,
+            [delay_queue_name(d, s.command_queue) for d in sorted(set(s.retry_delays))],
+            partitions_exchange_name(s.command_queue),
+            interval=DELAY_WATCH_INTERVAL,
+            grace=DELAY_WATCH_INTERVAL,
+            timeout=s.publish_timeout,
+            on_moved=self.metrics.delays_moved.inc,
+        )
         self.relay.start()
         self.retention.start()
+        self.delay_watch.start()
         await self.partitions.start()
         if migrated.left:  # v1 workers may still be running: look again until it is gone
             self._migrating = asyncio.create_task(self._migrate_forever(), name="migrate-v1")
@@ -217,6 +233,8 @@ class Worker:
             await _step("partitions", self.partitions.stop(), timeout * 2)
         if self.retention is not None:
             await _step("retention", self.retention.stop(), timeout)
+        if self.delay_watch is not None:
+            await _step("delay watch", self.delay_watch.stop(), timeout)
         if self.relay is not None:
             await _step("relay", self.relay.stop(), timeout)
         for broker in (self.consuming, self.publishing):

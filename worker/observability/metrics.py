@@ -119,6 +119,11 @@ class Metrics:
             "Groups rolled back whose commands then ran alone (a rejection or a failure).",
             registry=r,
         )
+        self.delays_moved = Counter(
+            "fca_delay_watch_moved",
+            "Retries the broker left in a delay queue past their time, moved on by the worker.",
+            registry=r,
+        )
         self.partitions_owned = Gauge(
             "fca_partitions_owned",
             "Partition queues this replica consumes.",
