@@ -195,6 +195,7 @@ def test_scrubs_the_keys_of_a_mapping() -> None:
     [
         (f"mail {EMAIL} now", "mail [email] now"),
         ("o'brien+tag@mail.example.co.uk", "[email]"),
+        ("from '@a.as and ''@b.example", "from [email] and [email]"),
         (f"call {PHONE}.", "call [number]."),
         ("call 07700 900461 or (020) 7946 0958", "call [number] or ([number]"),
         ("card 4929 1234 5678 9012", "card [number]"),

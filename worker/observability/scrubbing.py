@@ -47,8 +47,14 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         r"\1=***",
     ),
     # the local part takes every character RFC 5322 allows unquoted, so none is left behind
-    # (but does not start with a quote: "'jane@example.com'" keeps its quotes)
-    (re.compile(r"[\w.!#$%&*+/=?^`{|}~-][\w.!#$%&'*+/=?^`{|}~-]*@[\w-]+(?:\.[\w-]+)+"), "[email]"),
+    # (but does not start with a quote: "'jane@example.com'" keeps its quotes; a local part of
+    # quotes alone, "'@example.com", is still an address)
+    (
+        re.compile(
+            r"(?:[\w.!#$%&*+/=?^`{|}~-][\w.!#$%&'*+/=?^`{|}~-]*|'+(?=@))@[\w-]+(?:\.[\w-]+)+"
+        ),
+        "[email]",
+    ),
 )
 
 # Phone numbers and card-like digit runs. Not inside a longer word, number or id (UUIDs,
