@@ -12,6 +12,8 @@
     (``.emails``, ``.references``, ``.credits``, ``.appends``).
 ``wait_outcomes(collector, ids, timeout=120) -> {command id: [events]}``
     Waits until every command has at least one event on the collector.
+``wait_quiet(collector, ids, quiet=5, timeout=120) -> set of ids``
+    Waits until every command has an event or no new one came for ``quiet`` seconds.
 ``assert_one_event_id_each(outcomes, workload)``, ``assert_applied_once(h, workload)``
     Exactly one distinct event id of the expected type per command; the inbox and the
     domain tables show each command applied exactly once.
@@ -22,6 +24,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -177,6 +180,25 @@ def wait_outcomes(
         message=lambda: f"{len(wanted) - len(state['found'])} of {len(wanted)} without an event",
     )
     return state["found"]
+
+
+def wait_quiet(
+    collector: EventCollector, ids: Iterable[str], *, quiet: float = 5, timeout: float = 120
+) -> set[str]:
+    """Wait until every command in ``ids`` caused an event, or none did for ``quiet`` seconds;
+    returns the ids that did."""
+    wanted = set(ids)
+    seen: dict[str, Any] = {"count": -1, "since": time.monotonic(), "found": set()}
+
+    def settled() -> bool:
+        found = set(_by_cause(collector, wanted))
+        now = time.monotonic()
+        if len(found) != seen["count"]:
+            seen.update(count=len(found), since=now, found=found)
+        return found == wanted or now - seen["since"] >= quiet
+
+    wait_until(settled, timeout=timeout, interval=0.25, message="outcomes kept arriving")
+    return set(seen["found"])
 
 
 def assert_one_event_id_each(

@@ -17,6 +17,8 @@ in its own process group.
     Whether ``rabbitmq-server`` and ``rabbitmqctl`` can be found.
 ``CONSISTENT_HASH_PLUGIN``, ``DEFAULT_PLUGINS``
     ``rabbitmq_consistent_hash_exchange``, and the plugins a node gets unless told otherwise.
+``ADVANCED_CONFIG``
+    ``deploy/rabbitmq/advanced.config``, the broker settings every private node runs with.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from testkit.private.host import accepts_tcp, free_port, make_base, speaks_amqp,
 from testkit.services import random_suffix
 
 __all__ = [
+    "ADVANCED_CONFIG",
     "CONSISTENT_HASH_PLUGIN",
     "DEFAULT_PLUGINS",
     "PrivateRabbitMQ",
@@ -45,6 +48,9 @@ __all__ = [
 
 CONSISTENT_HASH_PLUGIN = "rabbitmq_consistent_hash_exchange"
 DEFAULT_PLUGINS: tuple[str, ...] = (CONSISTENT_HASH_PLUGIN,)
+ADVANCED_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "rabbitmq" / "advanced.config"
+"""The broker settings we recommend (docker-compose mounts the same file): every private node
+runs with them, so the failover tests test what operators deploy."""
 
 
 def rabbitmq_script(name: str) -> str:
@@ -109,6 +115,7 @@ class PrivateRabbitMQ:
             "rabbitmq.conf": f"listeners.tcp.default = 127.0.0.1:{self.port}\n",
             "enabled_plugins": f"[{','.join(self.plugins)}].\n",
             "rabbitmq-env.conf": "",  # never the system one (NODENAME=rabbit@…)
+            "advanced.config": ADVANCED_CONFIG.read_text(),
             ".erlang.cookie": self.cookie,
         }
         for name, content in files.items():

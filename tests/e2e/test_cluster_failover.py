@@ -5,8 +5,10 @@ the first, where the queues are declared and their leaders live). The test clien
 second node. While an ordered workload runs, and while commands wait in the quorum delay
 queues (their account rows are locked in the database, so they fail with a lock timeout,
 a transient fault, until released), the first node is SIGKILLed: the queues elect leaders
-on the other nodes, the replicas fail over to the next node in their list, and afterwards
-nothing is lost, nothing doubled, and every key kept its order.
+on the other nodes, the replicas fail over to the next node in their list and carry on.
+Then the node is restarted (as a crashed node is), and nothing is lost, nothing doubled,
+and every key kept its order. A few retries complete only after the restart: RabbitMQ's
+at-least-once dead-lettering keeps publishing them to the partition's old leader.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from testkit.ordered import assert_in_order, build_ordered, wait_balanced
 from testkit.private import PrivateCluster, private_cluster, rabbitmq_installed
 from testkit.processes import WorkerPool
 from testkit.services import NO_SERVICE
-from testkit.workload import wait_outcomes
+from testkit.workload import wait_outcomes, wait_quiet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -91,7 +93,15 @@ def test_killing_the_leaders_node_mid_load_loses_nothing_and_keeps_order(
         finally:
             lock.release()
 
-        outcomes = wait_outcomes(h.events, [*ordered.ids, *credits], timeout=180)
+        everything = [*ordered.ids, *credits]
+        # With the node down the other two carry on: every command completes except retries
+        # that RabbitMQ's dead-lettering was handing to the dead node (3.10 keeps sending
+        # those to the old leader until its node is back: README, "Retries and delay queues").
+        done_while_down = wait_quiet(h.events, everything, quiet=10, timeout=120)
+        assert len(done_while_down) >= len(ordered.ids) // 2, len(done_while_down)
+        held = len(everything) - len(done_while_down)
+        first.start()  # the crashed node comes back and rejoins, as it would in production
+        outcomes = wait_outcomes(h.events, everything, timeout=180)
 
         assert_in_order(h, ordered, {i: outcomes[i] for i in ordered.ids})
         for number in lone:
@@ -100,6 +110,7 @@ def test_killing_the_leaders_node_mid_load_loses_nothing_and_keeps_order(
             )
             assert balance == 100, number
     assert waiting > 0
+    print(f"{held} of {len(everything)} commands completed only once the node was back")
     moved = cluster.queue_leaders(vhost="/")
     assert {moved[q] for q in base.topology.partition_queues()} <= {second.name, third.name}
     for replica in replicas:

@@ -22,6 +22,7 @@ import yaml
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
+ADVANCED_CONFIG = ROOT / "deploy" / "rabbitmq" / "advanced.config"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 CONTRACT_SETTINGS = (
@@ -149,6 +150,15 @@ def test_broker_enables_the_consistent_hash_exchange(compose: dict[str, Any]) ->
 
     assert "rabbitmq_consistent_hash_exchange" in plugins, f"enabled plugins: {sorted(plugins)}"
     assert "rabbitmq_management" in plugins, "the management port is published: keep its plugin"
+
+
+def test_broker_boots_with_the_recommended_advanced_config(compose: dict[str, Any]) -> None:
+    mounted = _mounted_file(_service(compose, "rabbitmq"), "/etc/rabbitmq/advanced.config")
+
+    assert mounted == ADVANCED_CONFIG.resolve(), mounted
+    assert re.search(
+        r"\{dead_letter_worker_publisher_confirm_timeout,\s*\d+\}", mounted.read_text()
+    )
 
 
 def test_worker_runs_and_migrate_upgrades_the_schema(compose: dict[str, Any]) -> None:

@@ -131,6 +131,10 @@ async def test_private_rabbitmq_keeps_durable_messages_across_restart() -> None:
             assert received.body == b"kept"
             await received.ack()
 
+        # It runs with the broker settings we recommend (deploy/rabbitmq/advanced.config).
+        setting = "application:get_env(rabbit, dead_letter_worker_publisher_confirm_timeout)."
+        assert broker.ctl("eval", setting).stdout.strip() == "{ok,10000}"
+
         broker.kill()
         assert not accepts_tcp(broker.port)
 

@@ -1,15 +1,20 @@
 """The delay-queue watch: a retry left in a delay queue past its time is sent on by us.
 
 A retry waits in a quorum delay queue until its expiration, then the broker dead-letters it
-back to the partitions exchange. RabbitMQ does not always do that: a quorum queue can keep an
-expired message at its head and expire nothing until something else happens to the queue
-(rabbitmq-server#10718, open; seen here after the queue's leader node died: three retries
-stayed for good). So every ``interval`` each replica looks at the head of each delay queue
-(``basic.get``): a message overdue by more than ``grace`` is published to the partitions
-exchange as the broker would have (same body, headers and properties, so it hashes to its
-own partition), confirmed, and only then acked; anything else goes back untouched. A
-message moved twice (a crash between the publish and the ack) is a duplicate the inbox
-recognises. When the broker works, the watch finds nothing overdue and moves nothing.
+back to the partitions exchange. RabbitMQ does not always expire it: a quorum queue can keep
+an expired message at its head (rabbitmq-server#10718, open, reported on queues set up as
+ours are; not reproduced here). So every ``interval`` each replica looks at the head of each
+delay queue (``basic.get``): a message overdue by more than ``grace`` is published to the
+partitions exchange as the broker would have (same body and properties, our headers, so it
+hashes to its own partition), confirmed, and only then acked; anything else goes back
+untouched. A message moved twice (a crash between the publish and the ack) is a duplicate
+the inbox recognises. When the broker works, the watch finds nothing overdue.
+
+What it cannot reach: a message the broker has already dead-lettered but whose target has
+not confirmed it yet. The queue holds those apart (neither ready nor unacked) and its
+dead-letter worker sends them again every ``dead_letter_worker_publisher_confirm_timeout``
+(``deploy/rabbitmq/advanced.config``); on 3.10 it keeps sending to a target partition's old
+leader until that node is back (tests/e2e/test_cluster_failover.py).
 """
 
 from __future__ import annotations
