@@ -294,6 +294,26 @@ async def test_a_short_transient_fault_is_retried_in_place_and_never_leaves(worl
     assert sample(world, "fca_in_place_retries_total") == 2
 
 
+async def test_in_place_retries_back_off_exponentially_up_to_the_cap(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_place(world, 5, Flaky(times=10))
+    world.consumer._backoff = 0.5  # 0.5, 1, 2, then capped at IN_PLACE_MAX_WAIT (2 s)
+    pauses: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(delay: float, *args: Any) -> Any:
+        if delay > 0:
+            pauses.append(round(delay, 3))
+        return await real_sleep(0, *args)
+
+    monkeypatch.setattr(asyncio, "sleep", recording_sleep)
+    await world.deliver(a_command())
+
+    assert pauses == [0.5, 1.0, 2.0, 2.0, 2.0]
+    assert sample(world, "fca_in_place_retries_total") == 5
+
+
 def record_origins(world: World, monkeypatch: pytest.MonkeyPatch) -> list[Origin]:
     """The origins the consumer hands the bus, in order."""
     bus = world.consumer._bus

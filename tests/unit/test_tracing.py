@@ -10,6 +10,7 @@ from worker.observability.tracing import (
     continued,
     current_context,
     exporter_name,
+    handling_span,
 )
 
 pytestmark = pytest.mark.unit
@@ -63,3 +64,11 @@ def test_a_line_logged_inside_a_trace_names_it_and_outside_names_none() -> None:
         "span_id": "b7ad6b7169203331",
     }
     assert outside == {"event": "x"}
+
+
+def test_with_nothing_recording_the_handling_span_leaves_the_deliverys_context_current() -> None:
+    with continued({"traceparent": PARENT}), handling_span("CreateCustomer handle", "m-1") as span:
+        kept = current_context()
+        span.set_attribute("fca.outcome", "applied")  # accepted, recorded nowhere
+    assert kept["traceparent"] == PARENT  # the events staged here carry the caller's context
+    assert not span.is_recording()
