@@ -181,7 +181,9 @@ class FakePublisher:
     fail_events: BaseException | None = None
     fail_copies: BaseException | None = None
 
-    async def publish_events(self, events: Sequence[NewEvent]) -> None:
+    async def publish_events(
+        self, events: Sequence[NewEvent], *, staged_here: bool = False
+    ) -> None:
         """Record, or raise ``fail_events``."""
         if self.fail_events is not None:
             raise self.fail_events

@@ -118,7 +118,8 @@ class EventRelay(Protocol):
     """Publishes events right after the transaction that staged them committed."""
 
     async def publish_committed(self, events: Sequence[PendingEvent]) -> bool:
-        """Publish now; ``False`` leaves them to the relay's sweep."""
+        """Publish now; ``False`` leaves them to the relay's sweep. Called in the trace
+        context the events were staged in (the events continue it)."""
         ...
 
 
@@ -133,8 +134,14 @@ class Replies(Protocol):
 class Publisher(Replies, Protocol):
     """Everything the worker sends, each message confirmed by the broker."""
 
-    async def publish_events(self, events: Sequence[NewEvent]) -> None:
-        """Publish events (and their replies) in order; returns once every one is confirmed."""
+    async def publish_events(
+        self, events: Sequence[NewEvent], *, staged_here: bool = False
+    ) -> None:
+        """Publish events (and their replies) in order; returns once every one is confirmed.
+
+        ``staged_here``: the events were staged in the current trace context (the fast path,
+        in the command's own task), so it need not be restored from each event's row.
+        """
         ...
 
     async def to_queue(

@@ -23,7 +23,9 @@ from testkit.config import WorkerEnv
 from testkit.database import RowLock, db_execute
 from testkit.factories import new_id, unique_email, wait_until
 from testkit.harness import harness_for
+from testkit.http import scrape
 from testkit.messages import ReceivedMessage
+from testkit.private.host import free_port
 from testkit.processes import WORKER_BIN, WorkerPool
 
 pytestmark = pytest.mark.e2e
@@ -64,6 +66,34 @@ def test_a_commands_trace_reaches_its_event_on_the_fast_path(
     assert event.type == "CustomerCreated"
     assert trace_id_of(event) == trace_id
     assert handled["trace_id"] == trace_id  # the log line joins the trace
+
+
+def test_commands_applied_in_one_group_each_keep_their_own_trace(
+    isolated_worker_env: Callable[..., WorkerEnv], workers: WorkerPool
+) -> None:
+    """Group commit runs several commands' handlers in one task, and each command's own task
+    then publishes its events in its own context: no event may take a neighbour's trace."""
+    port = free_port()
+    env = isolated_worker_env(**FAST, WORKER_METRICS_PORT=port)
+    worker = workers.start(env)
+    with harness_for(env, worker) as h:
+        traces: dict[str, str] = {}
+        sent = []
+        for i in range(150):  # back to back: they queue up for the two commit slots
+            trace_id, headers = a_trace()
+            message = h.send(
+                "CreateCustomer",
+                {"email": unique_email(), "full_name": f"Grouped {i}"},
+                headers=headers,
+            )
+            traces[message.message_id] = trace_id
+            sent.append(message)
+        events = h.outcomes(sent)
+        grouped = scrape(port).total("fca_group_commit_size_count")
+
+    assert grouped > 0, "no group formed: the test proves nothing about groups"
+    assert {e.type for e in events.values()} == {"CustomerCreated"}
+    assert {m: trace_id_of(e) for m, e in events.items()} == traces
 
 
 def test_an_event_the_relay_publishes_after_a_crash_continues_its_commands_trace(

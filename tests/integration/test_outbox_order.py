@@ -28,11 +28,13 @@ class FlakyPublisher(FakePublisher):
         super().__init__()
         self.failures = failures
 
-    async def publish_events(self, events: Sequence[NewEvent]) -> None:
+    async def publish_events(
+        self, events: Sequence[NewEvent], *, staged_here: bool = False
+    ) -> None:
         if self.failures:
             self.failures -= 1
             raise ConnectionResetError(104, "reset")
-        await super().publish_events(events)
+        await super().publish_events(events, staged_here=staged_here)
 
 
 async def commit(factory: SessionFactory, *events: NewEvent) -> list[PendingEvent]:

@@ -85,7 +85,10 @@ class OutboxRelay:
         await self.mark_confirmed()
 
     async def publish_committed(self, events: Sequence[PendingEvent]) -> bool:
-        """Fast path: publish just-committed events now; ``False`` leaves them to the sweep."""
+        """Fast path: publish just-committed events now; ``False`` leaves them to the sweep.
+
+        Called in the trace context the events were staged in (the command's own task).
+        """
         if not events:
             return True
         partition = events[0].partition
@@ -94,7 +97,7 @@ class OutboxRelay:
             self._wake.set()
             return False
         try:
-            await self._publisher.publish_events(events)
+            await self._publisher.publish_events(events, staged_here=True)
         except Exception as exc:  # the sweep will publish them; the command stays committed
             log.warning("outbox.fast_path_failed", error=type(exc).__name__, events=len(events))
             self._blocked.add(partition)

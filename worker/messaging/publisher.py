@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from contextlib import nullcontext
 from datetime import UTC, datetime
 
 import aiormq.exceptions
@@ -66,18 +67,31 @@ class AmqpPublisher:
                     await channel.close()
             raise
 
-    async def publish_events(self, events: Sequence[NewEvent]) -> None:
+    async def publish_events(
+        self, events: Sequence[NewEvent], *, staged_here: bool = False
+    ) -> None:
         """Publish events (and their replies) in order; returns once all are confirmed.
 
         The frames go out in order on one channel (so one key's events reach each queue in
-        order); the confirms are awaited together.
+        order); the confirms are awaited together. Each event continues the trace it was
+        staged in: restored from its row, unless ``staged_here`` says that is the current one
+        (the fast path; restoring costs about a tenth of a publish, measured).
         """
         channel, exchange = await self._open()
         async with self._confirmed():
-            await asyncio.gather(*(self._publish_event(channel, exchange, e) for e in events))
+            if len(events) == 1:  # the fast path's usual case: no task for one publish
+                await self._publish_event(channel, exchange, events[0], staged_here)
+            else:
+                await asyncio.gather(
+                    *(self._publish_event(channel, exchange, e, staged_here) for e in events)
+                )
 
     async def _publish_event(
-        self, channel: AbstractChannel, exchange: AbstractExchange, event: NewEvent
+        self,
+        channel: AbstractChannel,
+        exchange: AbstractExchange,
+        event: NewEvent,
+        staged_here: bool,
     ) -> None:
         message = json_message(
             event.body.encode(),
@@ -85,7 +99,8 @@ class AmqpPublisher:
             type_=event.event_type,
             correlation_id=event.correlation_id,
         )
-        with continued(event.trace):  # the command's trace, even when published much later
+        # The command's trace, even when published much later.
+        with nullcontext() if staged_here else continued(event.trace):
             await exchange.publish(message, routing_key=event.routing_key, mandatory=False)
             if event.reply_to:
                 await channel.default_exchange.publish(
