@@ -68,6 +68,15 @@ async def bound_queue(channel: AbstractChannel, exchange: str) -> AbstractQueue:
     return queue
 
 
+async def arrived(queue: AbstractQueue, timeout: float = 5) -> AbstractIncomingMessage:
+    """The next message on ``queue``, waiting for it (``get`` answers at once, empty or not:
+    requests still being published have not arrived yet)."""
+    async with asyncio.timeout(timeout):
+        while (message := await queue.get(fail=False)) is None:  # noqa: ASYNC110 (basic.get)
+            await asyncio.sleep(0.02)
+    return message
+
+
 @contextlib.asynccontextmanager
 async def responder(
     channel: AbstractChannel, exchange: str, answer: Answer
@@ -163,7 +172,7 @@ async def test_concurrent_requests_of_one_chat_session_get_their_own_answers(
     async with FcaClient(amqp_url, exchange=exchange) as client:
         queries = [get_customer(correlation_id="chat-42") for _ in range(20)]
         asking = asyncio.gather(*(client.request(q, timeout=10) for q in queries))
-        requests = [await queue.get(timeout=5) for _ in queries]
+        requests = [await arrived(queue) for _ in queries]
         for request in reversed(requests):  # all share one AMQP correlation id
             event = result(parse_message(request.body))
             assert request.reply_to is not None

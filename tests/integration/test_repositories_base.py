@@ -67,6 +67,25 @@ async def test_create_fetches_server_defaults_in_the_insert_itself(
     assert "RETURNING" in statements[0].upper()
 
 
+async def test_a_created_row_joins_the_session_as_loaded_and_unchanged(
+    backend: Backend, session: AsyncSession
+) -> None:
+    repo = CustomerRepository(session)
+    customer = await repo.create(**customer_data())
+    statements = backend.capture()
+
+    assert await repo.get_by_id(customer.id) is customer  # from the identity map
+    assert not session.dirty
+    assert not session.new
+    assert statements == []
+    customer.full_name = "Changed Later"  # still tracked: a change is flushed as an UPDATE
+    assert session.dirty
+    await session.flush()
+    assert [s.lstrip().upper().split()[0] for s in statements] == ["UPDATE"]
+    session.expunge_all()
+    assert (await repo.get_by_id(customer.id)).full_name == "Changed Later"  # type: ignore[union-attr]
+
+
 async def test_create_rejects_unknown_columns(session: AsyncSession) -> None:
     with pytest.raises(UnknownFilterField):
         await ProductRepository(session).create(**product_data(colour="red"))

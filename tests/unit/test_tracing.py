@@ -9,8 +9,10 @@ from worker.observability.tracing import (
     add_trace_ids,
     continued,
     current_context,
+    delivery_context,
     exporter_name,
     handling_span,
+    outgoing_headers,
 )
 
 pytestmark = pytest.mark.unit
@@ -72,3 +74,23 @@ def test_with_nothing_recording_the_handling_span_leaves_the_deliverys_context_c
         span.set_attribute("fca.outcome", "applied")  # accepted, recorded nowhere
     assert kept["traceparent"] == PARENT  # the events staged here carry the caller's context
     assert not span.is_recording()
+
+
+def test_a_deliverys_trace_is_current_while_it_is_handled() -> None:
+    headers = {"traceparent": PARENT, "tracestate": "vendor=1", "fca-attempts": 2}
+    with delivery_context(headers):
+        inside = current_context()
+        published = outgoing_headers()
+    assert inside == published == {"traceparent": PARENT, "tracestate": "vendor=1"}
+    assert current_context() == {}
+
+
+def test_a_delivery_without_a_trace_leaves_the_context_alone() -> None:
+    with continued({"traceparent": PARENT}), delivery_context({"fca-attempts": 1}):
+        assert current_context()["traceparent"] == PARENT
+
+
+def test_an_event_is_published_with_the_context_it_was_staged_in() -> None:
+    staged = {"traceparent": PARENT}
+    assert outgoing_headers(staged) == staged  # not the (empty) current one
+    assert outgoing_headers({}) == {}

@@ -57,7 +57,7 @@ from worker.messaging.fate import (
 )
 from worker.messaging.ordering import KeyedSequencer
 from worker.observability.metrics import Metrics
-from worker.observability.tracing import handling_span
+from worker.observability.tracing import delivery_context, handling_span
 from worker.ports import Publisher
 
 log = structlog.get_logger(__name__)
@@ -182,23 +182,34 @@ class Consumer:
         self._metrics.in_flight.inc()
         started = time.perf_counter()
         try:
-            self._check_key(parsed)
-            async with self._sequencer.turn(key, turn):
-                # One span per delivery; the transaction's and the publishes' spans nest in it,
-                # and every message published inside carries its trace context.
-                with handling_span(
-                    f"{parsed.type or 'invalid'} handle", parsed.message_id or ""
-                ) as span:
-                    decision = await self._attempt(parsed)
-                    async with self._slots:
-                        settled = await self._settle(message, parsed, decision)
-                    span.set_attribute("fca.outcome", outcome_of(decision))
-                    self._count_overtaking(parsed, decision, settled)
-                    self._observe(parsed, decision, settled, time.perf_counter() - started)
+            with delivery_context(parsed.delivery.headers):
+                await self._in_turn(message, parsed, turn, started)
         finally:
             self.in_flight -= 1
             self._metrics.in_flight.dec()
             partition.delivery_settled()
+
+    async def _in_turn(
+        self,
+        message: AbstractIncomingMessage,
+        parsed: Parsed,
+        turn: asyncio.Future[None],
+        started: float,
+    ) -> None:
+        """Handle and settle the delivery in its key's turn, in the trace it carries."""
+        self._check_key(parsed)
+        async with self._sequencer.turn(parsed.ordering_key, turn):
+            # One span per delivery; the transaction's and the publishes' spans nest in it,
+            # and every message published inside carries its trace context.
+            with handling_span(
+                f"{parsed.type or 'invalid'} handle", parsed.message_id or ""
+            ) as span:
+                decision = await self._attempt(parsed)
+                async with self._slots:
+                    settled = await self._settle(message, parsed, decision)
+                span.set_attribute("fca.outcome", outcome_of(decision))
+                self._count_overtaking(parsed, decision, settled)
+                self._observe(parsed, decision, settled, time.perf_counter() - started)
 
     async def _attempt(self, parsed: Parsed) -> Decision:
         """Decide, retrying a transient failure in place (holding the key, not a slot)."""

@@ -84,6 +84,11 @@ class OutboxRelay:
         self._tasks = []
         await self.mark_confirmed()
 
+    @property
+    def paused(self) -> frozenset[int | None]:
+        """Partitions whose fast path waits until a sweep has published what they hold."""
+        return frozenset(self._blocked)
+
     async def publish_committed(self, events: Sequence[PendingEvent]) -> bool:
         """Fast path: publish just-committed events now; ``False`` leaves them to the sweep.
 

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import nullcontext
 from datetime import UTC, datetime
 
 import aiormq.exceptions
 from aio_pika import DeliveryMode, ExchangeType, Message
-from aio_pika.abc import AbstractChannel, AbstractExchange, HeadersType
+from aio_pika.abc import AbstractChannel, AbstractExchange, FieldValue, HeadersType
 
 from contracts import CONTENT_TYPE, EventEnvelope
 from worker.messaging.connection import BrokerConnection
 from worker.messaging.delivery import Delivery
-from worker.observability.tracing import continued
+from worker.observability.tracing import outgoing_headers, publishing_in
 from worker.repositories import NewEvent
 
 
@@ -98,9 +98,10 @@ class AmqpPublisher:
             message_id=event.message_id,
             type_=event.event_type,
             correlation_id=event.correlation_id,
+            headers=outgoing_headers(event.trace or {}),
         )
         # The command's trace, even when published much later.
-        with nullcontext() if staged_here else continued(event.trace):
+        with nullcontext() if staged_here else publishing_in(event.trace):
             await exchange.publish(message, routing_key=event.routing_key, mandatory=False)
             if event.reply_to:
                 await channel.default_exchange.publish(
@@ -114,6 +115,7 @@ class AmqpPublisher:
             message_id=message.message_id,
             type_=message.type,
             correlation_id=message.correlation_id,
+            headers=outgoing_headers(),
         )
         channel, _ = await self._open()
         async with self._confirmed():
@@ -155,7 +157,7 @@ def json_message(
     message_id: str,
     type_: str,
     correlation_id: str | None,
-    headers: HeadersType | None = None,
+    headers: Mapping[str, FieldValue] | None = None,
 ) -> Message:
     """A persistent JSON message with the contract's AMQP properties."""
     return Message(
@@ -166,5 +168,5 @@ def json_message(
         type=type_,
         correlation_id=correlation_id,
         timestamp=datetime.now(UTC),
-        headers=headers or {},
+        headers=dict(headers or {}),
     )

