@@ -179,6 +179,12 @@ def data_segments(pids: set[int]) -> dict[str, int]:
     return sent
 
 
+def steal_seconds() -> float:
+    """CPU time the hypervisor gave to other guests, all CPUs together, since boot: what makes
+    a VM stall with nothing of its own running."""
+    return float(psutil.cpu_times().steal)
+
+
 def _busy(times: Any) -> float:
     return float(times.user + times.nice + times.system + times.irq + times.softirq + times.steal)
 
@@ -194,6 +200,7 @@ class CpuMeter:
         """Take the first snapshot."""
         self._wall = time.perf_counter()
         self._machine = _busy(psutil.cpu_times())
+        self._steal = steal_seconds()
         self._before = _cpu_by_group(self._pids)
         self._segments = data_segments(self._pids)
 
@@ -224,6 +231,7 @@ class CpuMeter:
             "worker_cores_each": [round(v / wall, 2) for v in each.values()],
             "ms_per_msg": {k: round(1000 * v / max(messages, 1), 3) for k, v in spent.items()},
             "machine_busy_pct": round(100 * machine / (wall * (psutil.cpu_count() or 1)), 1),
+            "steal_cores": round((steal_seconds() - self._steal) / wall, 3),
         }
 
 

@@ -102,6 +102,7 @@ def line(run: dict[str, Any]) -> str:
         f" p50/p95/p99 {_cell(run, 'latency', 'p50_ms')}/{_cell(run, 'latency', 'p95_ms')}/"
         f"{_cell(run, 'latency', 'p99_ms')} ms, peak RSS {run.get('peak_rss_mb')} MiB,"
         f" CPU cores worker/broker/db/driver/other {_cores(run)}"
+        f" (stolen by the hypervisor {_steal(run)})"
         + (f", per replica {_each(run)}" if "replicas" in run else "")
     )
 
@@ -117,6 +118,12 @@ def _each(run: dict[str, Any]) -> str:
         parts.append(f"{commands}/{partitions}p/{core}")
     handed = " (handed over during the phase)" if work.get("handed_over") else ""
     return " + ".join(parts) + handed if parts else "-"
+
+
+def _steal(run: dict[str, Any]) -> str:
+    """Cores' worth of time the VM lost to other guests: throughput phase / latency phase."""
+    phases = (run.get("cpu", {}), run.get("latency", {}))
+    return "/".join(f"{p['steal_cores']:.2f}" if "steal_cores" in p else "-" for p in phases)
 
 
 def _cores(run: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ from bench.procs import (
     Target,
     WorkerTarget,
     peak_rss_mb,
+    steal_seconds,
     worker_env,
 )
 from bench.workload import Workload, entity_count
@@ -143,7 +144,10 @@ async def _measure(
     if spec.latency_seconds > 0:
         rate = out["throughput"]["msgs_per_s"] / 2
         count = max(50, min(spec.n, int(rate * spec.latency_seconds)))
+        stolen, started = steal_seconds(), time.perf_counter()
         out["latency"] = await driver.steady(list(workload.mixed(count)), rate, target.check)
+        wall = time.perf_counter() - started
+        out["latency"]["steal_cores"] = round((steal_seconds() - stolen) / wall, 3)
     return out
 
 
