@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import structlog
-from aio_pika.abc import AbstractIncomingMessage, HeadersType
+from aio_pika.abc import HeadersType
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential
 
 from contracts import COMMAND_TYPES, QUERY_TYPES
@@ -55,6 +55,7 @@ from worker.messaging.fate import (
     outcome_of,
     replays_so_far,
 )
+from worker.messaging.incoming import Incoming
 from worker.messaging.ordering import KeyedSequencer
 from worker.observability.metrics import Metrics
 from worker.observability.tracing import delivery_context, handling_span
@@ -68,8 +69,8 @@ IN_PLACE_MAX_WAIT = 2.0
 """The longest pause between two in-place retries of a transient failure."""
 
 
-def to_delivery(message: AbstractIncomingMessage) -> Delivery:
-    """Copy what the worker needs out of an aio-pika message."""
+def to_delivery(message: Incoming) -> Delivery:
+    """Copy what the worker needs out of an incoming message."""
     return Delivery(
         body=message.body,
         routing_key=message.routing_key or "",
@@ -166,7 +167,7 @@ class Consumer:
         self._waiting_retries: Counter[str] = Counter()
         self.in_flight = 0
 
-    async def handle(self, message: AbstractIncomingMessage, partition: Partition) -> None:
+    async def handle(self, message: Incoming, partition: Partition) -> None:
         """Parse, wait for the key's turn, decide, settle. Never raises."""
         # Everything up to the first await runs in delivery order: claim the turn here.
         parsed = parse(
@@ -191,7 +192,7 @@ class Consumer:
 
     async def _in_turn(
         self,
-        message: AbstractIncomingMessage,
+        message: Incoming,
         parsed: Parsed,
         turn: asyncio.Future[None],
         started: float,
@@ -263,9 +264,7 @@ class Consumer:
         if self._waiting_retries[key] <= 0:
             del self._waiting_retries[key]
 
-    async def _settle(
-        self, message: AbstractIncomingMessage, parsed: Parsed, decision: Decision
-    ) -> bool:
+    async def _settle(self, message: Incoming, parsed: Parsed, decision: Decision) -> bool:
         """Carry out the decision and ack; ``False`` if the delivery went back to the queue."""
         delivery = parsed.delivery
         try:

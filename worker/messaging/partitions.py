@@ -28,16 +28,19 @@ from datetime import timedelta
 
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aiormq.abc import DeliveredMessage
 
 from contracts import partition_queue_name
 from worker.db.session import SessionFactory
 from worker.messaging.connection import BrokerConnection
+from worker.messaging.incoming import Incoming, RawDelivery
 from worker.observability.metrics import Metrics
+from worker.observability.tracing import instrumented
 from worker.repositories.members import MembershipRepository
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[AbstractIncomingMessage, "PartitionQueue"], Awaitable[None]]
+Handler = Callable[[Incoming, "PartitionQueue"], Awaitable[None]]
 
 BROKER_STEP_TIMEOUT = 15.0
 """Seconds one broker step (open a channel, subscribe, close) may take: a queue without a
@@ -81,10 +84,20 @@ class PartitionQueue:
             self._channel = channel
             await channel.set_qos(prefetch_count=prefetch)
             self._queue = await channel.get_queue(self.name, ensure=True)
-            self._tag = await self._queue.consume(self._on_message, no_ack=False)
+            if instrumented():  # through aio-pika, which the instrumentation wraps
+                self._tag = await self._queue.consume(self._on_message, no_ack=False)
+                return
+            underlay = await channel.get_underlay_channel()
+            ok = await underlay.basic_consume(self.name, self._on_delivered, no_ack=False)
+            if ok.consumer_tag is None:  # the broker always names it; pamqp types it optional
+                raise RuntimeError(f"no consumer tag for {self.name}")
+            self._tag = ok.consumer_tag
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         await self._handle(message, self)
+
+    async def _on_delivered(self, message: DeliveredMessage) -> None:
+        await self._handle(RawDelivery(message), self)
 
     async def stop(self, timeout: float) -> bool:
         """Cancel the consumer and wait for every held delivery to settle; ``False`` on timeout."""

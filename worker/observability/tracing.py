@@ -84,6 +84,13 @@ def configure_tracing() -> bool:
     return True
 
 
+def instrumented() -> bool:
+    """Whether aio-pika's instrumentation is installed (spans are recorded): then consuming
+    and publishing must go through aio-pika's ``Queue.consume`` and ``Exchange.publish``,
+    which it wraps; otherwise the worker may use aiormq's channel directly."""
+    return _instrumented
+
+
 def handling_span(name: str, message_id: str) -> AbstractContextManager[trace.Span]:
     """The span around one delivery's handling, current inside the block.
 
