@@ -39,6 +39,7 @@ class FakeInbox:
     def __init__(self, store: Store) -> None:
         self._store = store
         self.claimed: dict[str, str] = {}
+        self.lock_wait_limit: int | None = None
 
     async def claim(
         self, message_id: str, message_type: str, outcome: str, *, actor: str | None = None
@@ -49,8 +50,11 @@ class FakeInbox:
         self.claimed[message_id] = outcome
         return True
 
-    async def claim_many(self, claims: Sequence[Claim], outcome: str) -> set[str]:
-        """Claim each as :meth:`claim` would."""
+    async def claim_many(
+        self, claims: Sequence[Claim], outcome: str, *, lock_timeout_ms: int
+    ) -> set[str]:
+        """Claim each as :meth:`claim` would (and remember the lock limit)."""
+        self.lock_wait_limit = lock_timeout_ms
         return {
             c.message_id for c in claims if await self.claim(c.message_id, c.message_type, outcome)
         }
@@ -100,7 +104,6 @@ class FakeUnitOfWork:
         self.entered = False
         self.committed = False
         self.closed = False
-        self.lock_wait_limit: int | None = None
         self.joined: list[type[Any]] = []
 
     async def __aenter__(self) -> Self:
@@ -121,10 +124,6 @@ class FakeUnitOfWork:
         """Itself: fake handlers use the unit of work as their service."""
         self.joined.append(kind)
         return self
-
-    async def limit_lock_waits(self, milliseconds: int) -> None:
-        """Remember the limit."""
-        self.lock_wait_limit = milliseconds
 
     async def commit(self) -> None:
         """Keep what this unit of work staged."""

@@ -188,9 +188,10 @@ class CommandBus:
 
     async def _commit_group(self, group: Sequence[Queued]) -> list[Committed]:
         async with self._uow(self._report_kind) as uow:
-            await uow.limit_lock_waits(GROUP_LOCK_TIMEOUT_MS)
             claims = [Claim(q.command.message_id, q.command.type, q.command.actor) for q in group]
-            claimed = await uow.inbox.claim_many(claims, "applied")
+            claimed = await uow.inbox.claim_many(
+                claims, "applied", lock_timeout_ms=GROUP_LOCK_TIMEOUT_MS
+            )
             rows: list[list[NewEvent]] = []
             for i, queued in enumerate(group):
                 applied = queued.command.message_id in claimed

@@ -30,8 +30,12 @@ class Inbox(Protocol):
         """Record the id unless present: ``True`` if this unit of work claimed it."""
         ...
 
-    async def claim_many(self, claims: Sequence[Claim], outcome: str) -> set[str]:
-        """Claim several distinct ids at once; returns those this unit of work claimed."""
+    async def claim_many(
+        self, claims: Sequence[Claim], outcome: str, *, lock_timeout_ms: int
+    ) -> set[str]:
+        """Claim several distinct ids at once; returns those this unit of work claimed. The
+        rest of the transaction fails instead of waiting longer than ``lock_timeout_ms`` for
+        a row lock."""
         ...
 
 
@@ -96,10 +100,6 @@ class UnitOfWork(Protocol):
 
     def join(self, kind: type[JoinedT]) -> JoinedT:
         """A unit of work of ``kind`` inside this one's transaction, committed by this one."""
-        ...
-
-    async def limit_lock_waits(self, milliseconds: int) -> None:
-        """Fail instead of waiting longer than this for a row lock (this transaction only)."""
         ...
 
 

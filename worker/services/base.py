@@ -9,7 +9,6 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self, TypeVar
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worker.db.session import SessionFactory
@@ -29,12 +28,6 @@ from worker.repositories import (
 )
 
 JoinedT = TypeVar("JoinedT")
-
-_LIMIT_LOCK_WAITS = text(
-    "SELECT set_config('lock_timeout', :ms, true)"
-    " WHERE current_setting('lock_timeout') = '0'"
-    " OR current_setting('lock_timeout')::interval > CAST(:ms AS interval)"
-)
 
 
 class BaseService:
@@ -101,10 +94,3 @@ class BaseService:
         joined._bind(self.session)
         joined._owner = False
         return joined
-
-    async def limit_lock_waits(self, milliseconds: int) -> None:
-        """Fail, instead of waiting longer, on a row lock held elsewhere (this transaction
-        only; PostgreSQL; SQLite has no row locks). A stricter ``lock_timeout`` configured
-        for the database or role stays."""
-        if self.session.get_bind().dialect.name == "postgresql":
-            await self.session.execute(_LIMIT_LOCK_WAITS, {"ms": f"{int(milliseconds)}ms"})
