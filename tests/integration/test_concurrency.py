@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from tests.factories import customer_fields, random_email
 from tests.integration.ledger import ledger_balance, running_balance_gaps
@@ -90,6 +91,111 @@ async def test_concurrent_debits_never_overdraw_and_leave_an_exact_balance(
             Transaction.account_id == account.id
         )
         assert await session.scalar(lowest) == Decimal("1.00")
+
+
+async def test_concurrent_credits_and_debits_add_up_and_each_returns_its_own_balance(
+    pooled: SessionFactory,
+) -> None:
+    account = await _open_funded_account(pooled, Decimal("1000.00"))
+    moves = [
+        ("debit" if i % 3 else "credit", Decimal(f"{i % 7 + 1}.25")) for i in range(CONCURRENCY)
+    ]
+
+    async def move(i: int) -> tuple[Transaction, Account]:
+        direction, amount = moves[i]
+        async with AccountService(pooled) as service:
+            recorded = await service.record_transaction(
+                account_number=account.account_number,
+                amount=amount,
+                direction=direction,
+                description="mixed",
+                reference=f"move-{i}",
+            )
+            await service.commit()
+            return recorded
+
+    results = await asyncio.gather(*(move(i) for i in range(CONCURRENCY)))
+
+    expected = Decimal("1000.00") + sum(a if d == "credit" else -a for d, a in moves)
+    assert all(t.balance_after == a.balance for t, a in results)
+    async with pooled() as session:
+        stored = await AccountRepository(session).find_by_account_number(account.account_number)
+        assert stored is not None
+        assert stored.balance == expected
+        assert await ledger_balance(session, account.id) == expected
+        assert await running_balance_gaps(session, account.id) == []
+        last = select(Transaction.balance_after).order_by(Transaction.id.desc()).limit(1)
+        assert await session.scalar(last.where(Transaction.account_id == account.id)) == expected
+
+
+@contextmanager
+def _statements(factory: SessionFactory) -> Iterator[list[str]]:
+    """The SQL run through ``factory``'s engine inside the block (``BEGIN`` excluded)."""
+    engine = factory.kw["bind"].sync_engine
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if not statement.lstrip().upper().startswith("BEGIN"):
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.mark.parametrize(
+    ("amount", "outcome"),
+    [("3.00", Decimal("1.00")), ("5.00", InsufficientFunds)],
+    ids=["allowed", "refused"],
+)
+async def test_a_transaction_waiting_for_the_account_is_checked_against_the_committed_balance(
+    pooled: SessionFactory, amount: str, outcome: Decimal | type[Exception]
+) -> None:
+    """The waiter's statement starts (and takes its snapshot, balance 10.00) before the
+    holder's debit of 6.00 commits: it must wait, then judge and record against 4.00."""
+    account = await _open_funded_account(pooled, Decimal("10.00"))
+    recorded = asyncio.Event()
+    release = asyncio.Event()
+
+    async def move(reference: str, debit: str) -> tuple[Transaction, Account]:
+        async with AccountService(pooled) as service:
+            result = await service.record_transaction(
+                account_number=account.account_number,
+                amount=Decimal(debit),
+                direction="debit",
+                description=reference,
+                reference=reference,
+            )
+            recorded.set()
+            await release.wait()
+            await service.commit()
+            return result
+
+    with _statements(pooled) as statements:
+        holder = asyncio.create_task(move("holder", "6.00"))
+        await recorded.wait()
+        waiter = asyncio.create_task(move("waiter", amount))
+        await asyncio.sleep(0.3)
+        assert not waiter.done(), "the waiter did not wait for the holder's transaction"
+        release.set()
+        await holder
+        if isinstance(outcome, Decimal):
+            transaction, updated = await waiter
+            assert transaction.balance_after == updated.balance == outcome
+            # Both in one statement each: the waiter did not fall back to the rule lookups.
+            assert [s.split()[0].upper() for s in statements] == ["WITH", "WITH"]
+        else:
+            with pytest.raises(outcome):
+                await waiter
+
+    async with pooled() as session:
+        stored = await AccountRepository(session).find_by_account_number(account.account_number)
+        assert stored is not None
+        assert stored.balance == await ledger_balance(session, account.id)
+        assert stored.balance == (outcome if isinstance(outcome, Decimal) else Decimal("4.00"))
+        assert await running_balance_gaps(session, account.id) == []
 
 
 async def test_concurrent_transactions_with_one_reference_let_exactly_one_through(

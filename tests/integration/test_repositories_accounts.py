@@ -165,10 +165,10 @@ async def test_find_by_reference_finds_only_the_accounts_own_reference(
 BOUNDS = {"status": "active", "floor": Decimal("0"), "ceiling": Decimal("100.00")}
 
 
-async def _insert(
+async def _record(
     session: AsyncSession, number: str, delta: str, reference: str = "R-1", **rules: object
-) -> Transaction | None:
-    return await TransactionRepository(session).insert_against_balance(
+) -> tuple[Transaction, Account] | None:
+    return await TransactionRepository(session).record_against_balance(
         number,
         amount=abs(Decimal(delta)),
         direction="credit" if Decimal(delta) > 0 else "debit",
@@ -179,26 +179,33 @@ async def _insert(
     )
 
 
-async def test_insert_against_balance_records_the_balance_after_and_leaves_the_balance_alone(
+async def _stored_balance(session: AsyncSession, account_pk: int) -> Decimal | None:
+    return await session.scalar(select(Account.balance).where(Account.id == account_pk))
+
+
+async def test_record_against_balance_records_the_balance_after_and_sets_the_balance(
     session: AsyncSession, accounts: list[Account]
 ) -> None:
     account = accounts[0]
     await AccountRepository(session).set_balance(account.id, Decimal("10.00"))
 
-    recorded = await _insert(session, account.account_number, "-2.50")
+    recorded = await _record(session, account.account_number, "-2.50")
 
     assert recorded is not None
-    assert (recorded.account_id, recorded.balance_after) == (account.id, Decimal("7.50"))
-    assert (recorded.amount, recorded.direction, recorded.reference) == (
+    transaction, updated = recorded
+    assert (transaction.account_id, transaction.balance_after) == (account.id, Decimal("7.50"))
+    assert (transaction.amount, transaction.direction, transaction.reference) == (
         Decimal("2.50"),
         "debit",
         "R-1",
     )
-    assert isinstance(recorded.id, int)
-    assert recorded.created_at.tzinfo is not None
-    assert await TransactionRepository(session).find_by_reference(account.id, "R-1") is recorded
-    stored = select(Account.balance).where(Account.id == account.id)
-    assert await session.scalar(stored) == Decimal("10.00")  # the caller sets it
+    assert isinstance(transaction.id, int)
+    assert transaction.created_at.tzinfo is not None
+    assert await TransactionRepository(session).find_by_reference(account.id, "R-1") is transaction
+    assert updated is account  # the session's copy, refreshed
+    assert (updated.balance, updated.status) == (Decimal("7.50"), "active")
+    assert updated.created_at.tzinfo is not None
+    assert await _stored_balance(session, account.id) == Decimal("7.50")
 
 
 @pytest.mark.parametrize(
@@ -211,7 +218,7 @@ async def test_insert_against_balance_records_the_balance_after_and_leaves_the_b
         ("used reference", "1.00", {}),
     ],
 )
-async def test_insert_against_balance_inserts_nothing_when_a_condition_fails(
+async def test_record_against_balance_writes_nothing_when_a_condition_fails(
     session: AsyncSession, accounts: list[Account], case: str, delta: str, rules: dict[str, object]
 ) -> None:
     account = accounts[1]
@@ -220,20 +227,25 @@ async def test_insert_against_balance_inserts_nothing_when_a_condition_fails(
     number = "404" if case == "missing" else account.account_number
     reference = "USED" if case == "used reference" else "NEW"
 
-    assert await _insert(session, number, delta, reference, **rules) is None
+    assert await _record(session, number, delta, reference, **rules) is None
 
     assert await TransactionRepository(session).find_by_reference(account.id, "NEW") is None
     assert await TransactionRepository(session).count(account_id=account.id) == 1
+    assert await _stored_balance(session, account.id) == Decimal("10.00")
 
 
-async def test_insert_against_balance_accepts_the_exact_bounds(
+async def test_record_against_balance_accepts_the_exact_bounds_and_chains_the_balance(
     session: AsyncSession, accounts: list[Account]
 ) -> None:
     number = accounts[2].account_number
 
-    assert await _insert(session, number, "100.00", "top") is not None
-    await AccountRepository(session).set_balance(accounts[2].id, Decimal("100.00"))
-    assert await _insert(session, number, "-100.00", "bottom") is not None
+    top = await _record(session, number, "100.00", "top")
+    bottom = await _record(session, number, "-100.00", "bottom")
+
+    assert top is not None
+    assert bottom is not None
+    assert (top[0].balance_after, bottom[0].balance_after) == (Decimal("100.00"), Decimal("0.00"))
+    assert bottom[1].balance == await _stored_balance(session, accounts[2].id) == Decimal("0.00")
 
 
 async def test_set_balance_returns_the_account_and_refreshes_the_sessions_copy(

@@ -195,6 +195,24 @@ async def test_record_transaction_credits_and_debits_with_exact_balances(
         assert await running_balance_gaps(session, stored.id) == []
 
 
+async def test_record_transaction_takes_one_statement_on_postgresql(
+    backend: Backend, session_factory: SessionFactory, open_account: OpenAccount
+) -> None:
+    number = (await open_account()).account_number
+    await _move(session_factory, number, "credit", "5.00", "in")
+    statements = backend.capture()
+
+    transaction, account = await _move(session_factory, number, "debit", "2.00", "out")
+
+    verbs = [s.split()[0].upper() for s in statements]
+    if backend.name == "postgresql":  # the insert and the balance update as CTEs
+        assert verbs == ["WITH"]
+    else:  # money is text: read the account and the reference, insert, set the balance
+        assert verbs == ["SELECT", "SELECT", "INSERT", "UPDATE"]
+    assert transaction.balance_after == account.balance == Decimal("3.00")
+    assert (await _account(session_factory, number)).balance == Decimal("3.00")
+
+
 async def test_record_transaction_may_take_the_balance_to_exactly_zero(
     session_factory: SessionFactory, open_account: OpenAccount
 ) -> None:

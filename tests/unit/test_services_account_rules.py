@@ -29,10 +29,10 @@ Build = Callable[[type[AccountService]], Any]
 
 @pytest.fixture
 def service(mocked: Build) -> Any:
-    """An ``AccountService`` with mocked repositories; the one-statement transaction insert
-    records nothing, so ``record_transaction`` looks up each rule in turn."""
+    """An ``AccountService`` with mocked repositories; the one-statement record records
+    nothing, so ``record_transaction`` looks up each rule in turn."""
     service = mocked(AccountService)
-    service.transactions.insert_against_balance.return_value = None
+    service.transactions.record_against_balance.return_value = None
     return service
 
 
@@ -123,22 +123,20 @@ async def test_record_transaction_refuses_a_used_reference(service: Any, account
 @pytest.mark.parametrize(
     ("direction", "delta"), [("credit", Decimal("2.50")), ("debit", Decimal("-2.50"))]
 )
-async def test_record_transaction_asks_for_one_insert_bounded_by_the_rules_and_sets_the_balance(
+async def test_record_transaction_asks_for_one_record_bounded_by_the_rules_and_nothing_else(
     service: Any, direction: str, delta: Decimal
 ) -> None:
     recorded = Transaction(
         **transaction_data(11, id=7, reference="REF-1", balance_after=Decimal("12.50"))
     )
-    service.transactions.insert_against_balance.return_value = recorded
-    service.accounts.set_balance.side_effect = lambda pk, balance: Account(
-        **account_data(3, id=pk, account_number="10000011", balance=balance)
-    )
+    account = Account(**account_data(3, id=11, account_number="10000011", balance=Decimal("12.50")))
+    service.transactions.record_against_balance.return_value = (recorded, account)
 
     transaction, updated = await _record(service, direction, "2.499")
 
     assert transaction is recorded
-    assert (updated.id, updated.balance) == (11, Decimal("12.50"))
-    service.transactions.insert_against_balance.assert_awaited_once_with(
+    assert updated is account
+    service.transactions.record_against_balance.assert_awaited_once_with(
         "10000011",
         amount=Decimal("2.50"),
         direction=direction,
@@ -152,6 +150,7 @@ async def test_record_transaction_asks_for_one_insert_bounded_by_the_rules_and_s
     service.accounts.lock_by_account_number.assert_not_awaited()  # no lookups when allowed
     service.transactions.find_by_reference.assert_not_awaited()
     service.transactions.create.assert_not_awaited()
+    service.accounts.set_balance.assert_not_awaited()  # the record set it
 
 
 async def test_record_transaction_refuses_a_credit_beyond_the_balance_limit(

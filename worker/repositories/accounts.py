@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import cast
 
@@ -50,6 +50,12 @@ class AccountRepository(BaseRepository[Account]):
         params = {"pk": account_pk, "new_balance": balance}
         row = (await self.session.execute(_SET_BALANCE, params)).one()
         return self._adopt(row._mapping)
+
+    def adopt(self, row: Mapping[str, object]) -> Account:
+        """The session's account for ``row`` (every column), which a Core statement built
+        elsewhere just wrote (``TransactionRepository.record_against_balance`` updates the
+        balance in its own statement)."""
+        return self._adopt(row)
 
     async def list_by_customer(self, customer_pk: int, *, limit: int = 100) -> list[Account]:
         """A customer's accounts, newest first."""

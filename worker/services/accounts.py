@@ -95,14 +95,14 @@ class AccountService(BaseService):
     ) -> tuple[Transaction, Account]:
         """Credit or debit an account, never below zero, with the account row locked.
 
-        One statement records the transaction when every rule allows it (and locks the
-        account row); only when it records nothing does :meth:`_check_rules` look up which
-        rule refused.
+        One statement records the transaction and sets the balance when every rule allows
+        it (and locks the account row); only when it records nothing does
+        :meth:`_check_rules` look up which rule refused.
         """
         amount = amount.quantize(CENT)
         delta = amount if direction == "credit" else -amount
         entry = {"direction": direction, "description": description, "reference": reference}
-        transaction = await self.transactions.insert_against_balance(
+        recorded = await self.transactions.record_against_balance(
             account_number,
             amount=amount,
             **entry,
@@ -111,12 +111,13 @@ class AccountService(BaseService):
             floor=ZERO,
             ceiling=MAX_BALANCE,
         )
-        if transaction is None:
-            account_pk, balance_after = await self._check_rules(account_number, reference, delta)
-            transaction = await self.transactions.create(
-                account_id=account_pk, amount=amount, balance_after=balance_after, **entry
-            )
-        account = await self.accounts.set_balance(transaction.account_id, transaction.balance_after)
+        if recorded is not None:
+            return recorded
+        account_pk, balance_after = await self._check_rules(account_number, reference, delta)
+        transaction = await self.transactions.create(
+            account_id=account_pk, amount=amount, balance_after=balance_after, **entry
+        )
+        account = await self.accounts.set_balance(account_pk, balance_after)
         return transaction, account
 
     async def _check_rules(
