@@ -225,6 +225,14 @@ def test_every_message_handled_line_names_the_message(world: World) -> None:
     assert by_id[sent[2].message_id]["correlation_id"] in (None, sent[2].message_id)
 
 
+def test_a_started_worker_takes_its_startup_objects_out_of_the_collectors_reach(
+    world: World,
+) -> None:
+    """Else every full garbage collection would traverse them again, pausing every command."""
+    (record,) = world.worker.find_logs("worker.startup_objects_frozen")
+    assert record["objects"] > 10_000, record  # modules, mappers, statements, connections
+
+
 def test_a_correlation_id_of_another_shape_is_logged_as_a_keyed_hash(world: World) -> None:
     """A sender-chosen correlation id may name a person: only UUID-like ids are logged as is."""
     chosen = f"chat-of-{unique_token()}"
