@@ -19,7 +19,13 @@ from tests.factories import customer_fields, random_email
 from tests.integration.ledger import ledger_balance, running_balance_gaps
 from worker.db.models import Account, Transaction
 from worker.db.session import SessionFactory, create_engine, create_session_factory
-from worker.errors import ConversationClosed, DuplicateReference, EmailTaken, InsufficientFunds
+from worker.errors import (
+    ConversationClosed,
+    ConversationExists,
+    DuplicateReference,
+    EmailTaken,
+    InsufficientFunds,
+)
 from worker.repositories import AccountRepository, MessageRepository
 from worker.services import AccountService, ConversationService, CustomerService
 
@@ -283,6 +289,77 @@ async def test_concurrent_creates_with_one_email_let_exactly_one_win(
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
     assert results.count(None) == 9
+
+
+@pytest.mark.parametrize("holder_commits", [True, False], ids=["committed", "rolled-back"])
+async def test_a_create_waiting_on_the_same_email_follows_the_holders_outcome(
+    pooled: SessionFactory, holder_commits: bool
+) -> None:
+    """The waiter's INSERT meets the holder's uncommitted row with the same email: it must
+    wait, then insert nothing and be rejected by the lookup after it (the holder committed)
+    or insert its row (the holder rolled back); never a unique violation."""
+    email = random_email()
+    created = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with CustomerService(pooled) as service:
+            await service.create_customer(**customer_fields(email=email))
+            created.set()
+            await release.wait()
+            if holder_commits:
+                await service.commit()
+
+    async def wait() -> str:
+        async with CustomerService(pooled) as service:
+            customer = await service.create_customer(**customer_fields(email=email.upper()))
+            await service.commit()
+            return customer.customer_id
+
+    with _statements(pooled) as statements:
+        holder = asyncio.create_task(hold())
+        await created.wait()
+        waiter = asyncio.create_task(wait())
+        await asyncio.sleep(0.3)
+        assert not waiter.done(), "the waiter did not wait for the holder's transaction"
+        release.set()
+        await holder
+        if holder_commits:
+            with pytest.raises(EmailTaken) as caught:
+                await waiter
+            assert caught.value.detail == "a customer with this email already exists"
+            assert [s.split()[0].upper() for s in statements] == ["INSERT", "INSERT", "SELECT"]
+        else:
+            assert re.fullmatch(r"CUST-\d{6}", await waiter)
+            assert [s.split()[0].upper() for s in statements] == ["INSERT", "INSERT"]
+
+    async with CustomerService(pooled) as service:
+        assert (await service.get_customer(email=email)).email == email
+
+
+async def test_concurrent_starts_with_one_uuid_let_exactly_one_win(pooled: SessionFactory) -> None:
+    async with CustomerService(pooled) as customers:
+        customer = await customers.create_customer(**customer_fields())
+        await customers.commit()
+    chosen = uuid.uuid4()
+
+    async def start() -> bool:
+        async with ConversationService(pooled) as service:
+            try:
+                await service.start_conversation(
+                    customer_id=customer.customer_id, channel="chat", conversation_id=chosen
+                )
+            except ConversationExists:
+                return False
+            await service.commit()
+            return True
+
+    results = await asyncio.gather(*(start() for _ in range(10)))
+
+    assert results.count(True) == 1
+    async with ConversationService(pooled) as service:
+        page = await service.customer_conversations(customer.customer_id)
+    assert [v.conversation_id for v in page.items] == [chosen]
 
 
 async def test_concurrent_creates_get_unique_business_ids(pooled: SessionFactory) -> None:

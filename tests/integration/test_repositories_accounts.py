@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.factories import account_data, moments, transaction_data
 from worker.db.models import Account, Customer, Transaction
-from worker.repositories import AccountRepository, TransactionRepository
+from worker.repositories import AccountRepository, CustomerRepository, TransactionRepository
 
 pytestmark = pytest.mark.integration
 
@@ -115,6 +115,53 @@ async def test_next_account_number_is_unique_and_eight_digits(session: AsyncSess
 
     assert len(set(numbers)) == 10
     assert all(re.fullmatch(r"\d{8}", n) for n in numbers)
+
+
+# --- the OpenAccount hot path ----------------------------------------------------------------
+
+
+async def test_open_for_live_customer_returns_a_fully_populated_account_held_by_the_session(
+    session: AsyncSession, customers: list[Customer]
+) -> None:
+    repo = AccountRepository(session)
+
+    account = await repo.open_for_live_customer(
+        customers[0].customer_id, account_type="savings", currency="EUR"
+    )
+
+    assert account is not None
+    assert re.fullmatch(r"\d{8}", account.account_number)
+    assert (account.customer_id, account.account_type, account.currency) == (
+        customers[0].id,
+        "savings",
+        "EUR",
+    )
+    assert (account.balance, account.status) == (Decimal("0.00"), "active")
+    assert isinstance(account.balance, Decimal)
+    assert isinstance(account.id, int)
+    assert account.created_at.tzinfo is not None
+    assert await repo.find_by_account_number(account.account_number) is account
+
+
+@pytest.mark.parametrize("case", ["missing", "deleted"])
+async def test_open_for_live_customer_opens_nothing_and_takes_no_number_without_one(
+    session: AsyncSession, customers: list[Customer], case: str
+) -> None:
+    repo = AccountRepository(session)
+    if case == "deleted":
+        await CustomerRepository(session).delete(customers[1].id)
+    customer_id = "CUST-404404" if case == "missing" else customers[1].customer_id
+    live = customers[0].customer_id
+
+    before = await repo.open_for_live_customer(live, account_type="current", currency="GBP")
+    refused = await repo.open_for_live_customer(customer_id, account_type="current", currency="GBP")
+    after = await repo.open_for_live_customer(live, account_type="current", currency="GBP")
+
+    assert refused is None
+    assert before is not None
+    assert after is not None
+    assert int(after.account_number) == int(before.account_number) + 1
+    assert await repo.count() == 2
 
 
 # --- transactions ------------------------------------------------------------------------

@@ -47,6 +47,51 @@ async def test_find_by_conversation_id_returns_none_when_missing(
     assert await repo.find_by_conversation_id(uuid.uuid4(), for_update=True) is None
 
 
+async def test_start_for_live_customer_returns_a_fully_populated_conversation_held_by_the_session(
+    session: AsyncSession, customers: list[Customer]
+) -> None:
+    repo = ConversationRepository(session)
+    owner = customers[2]
+    chosen = uuid.uuid4()
+
+    started = await repo.start_for_live_customer(
+        owner.customer_id, channel="email", subject="Card lost", conversation_id=chosen
+    )
+    fresh = await repo.start_for_live_customer(owner.customer_id, channel="chat", subject=None)
+
+    assert started is not None
+    assert fresh is not None
+    assert (started.conversation_id, started.customer_id) == (chosen, owner.id)
+    assert (started.channel, started.subject) == ("email", "Card lost")
+    assert (started.status, started.priority, started.escalation_id) == ("open", "normal", None)
+    assert isinstance(started.id, int)
+    assert started.created_at.tzinfo is not None
+    assert started.updated_at.tzinfo is not None
+    assert isinstance(fresh.conversation_id, uuid.UUID)
+    assert fresh.conversation_id != chosen
+    assert (fresh.channel, fresh.subject) == ("chat", None)
+    assert await repo.find_by_conversation_id(chosen) is started
+
+
+@pytest.mark.parametrize("case", ["missing customer", "deleted customer", "taken uuid"])
+async def test_start_for_live_customer_writes_nothing_when_a_condition_fails(
+    session: AsyncSession, customers: list[Customer], conversations: list[Conversation], case: str
+) -> None:
+    repo = ConversationRepository(session)
+    owner = customers[4]
+    if case == "deleted customer":
+        await CustomerRepository(session).delete(owner.id)
+    customer_id = "CUST-404404" if case == "missing customer" else owner.customer_id
+    chosen = conversations[0].conversation_id if case == "taken uuid" else uuid.uuid4()
+
+    started = await repo.start_for_live_customer(
+        customer_id, channel="chat", subject=None, conversation_id=chosen
+    )
+
+    assert started is None
+    assert await repo.count() == len(conversations)
+
+
 async def test_find_by_ticket_id_returns_the_escalated_conversation(
     session: AsyncSession, conversations: list[Conversation]
 ) -> None:

@@ -89,9 +89,36 @@ async def test_open_account_gives_a_fresh_active_empty_account(
     assert account.customer_id == customer.id
 
 
+async def test_open_account_takes_one_statement_on_postgresql(
+    backend: Backend, session_factory: SessionFactory, make_customer: MakeCustomer
+) -> None:
+    customer = await make_customer()
+    statements = backend.capture()
+
+    async with AccountService(session_factory) as service:
+        account, owner = await service.open_account(
+            customer_id=customer.customer_id, account_type="current"
+        )
+        await service.commit()
+
+    verbs = [s.split()[0].upper() for s in statements]
+    if backend.name == "postgresql":  # the customer lookup and the number inside the INSERT
+        assert verbs == ["INSERT"]
+    else:  # no sequences: find the customer, count on, insert
+        assert verbs == ["SELECT", "INSERT", "UPDATE", "INSERT"]
+    assert owner == customer.customer_id
+    stored = await _account(session_factory, account.account_number)
+    assert (stored.id, stored.customer_id, stored.balance) == (account.id, customer.id, Decimal(0))
+    assert (account.status, account.currency, account.created_at) == (
+        "active",
+        "GBP",
+        stored.created_at,
+    )
+
+
 @pytest.mark.parametrize("deleted", [False, True], ids=["missing", "deleted"])
 async def test_open_account_for_an_unknown_or_deleted_customer_is_rejected(
-    session_factory: SessionFactory, make_customer: MakeCustomer, deleted: bool
+    backend: Backend, session_factory: SessionFactory, make_customer: MakeCustomer, deleted: bool
 ) -> None:
     customer_id = "CUST-999999"
     if deleted:
@@ -99,10 +126,20 @@ async def test_open_account_for_an_unknown_or_deleted_customer_is_rejected(
         async with CustomerService(session_factory) as customers:
             await customers.delete_customer(customer_id)
             await customers.commit()
+    statements = backend.capture()
 
     async with AccountService(session_factory) as service:
-        with pytest.raises(CustomerNotFound):
+        with pytest.raises(CustomerNotFound) as caught:
             await service.open_account(customer_id=customer_id, account_type="current")
+
+    assert (caught.value.reason, caught.value.detail) == (
+        "customer_not_found",
+        f"no customer {customer_id}",
+    )
+    if backend.name == "postgresql":  # the INSERT inserted nothing; the lookup says why
+        assert [s.split()[0].upper() for s in statements] == ["INSERT", "SELECT"]
+    async with session_factory() as session:
+        assert await AccountRepository(session).count() == 0
 
 
 async def test_freeze_accounts_freezes_existing_ones_in_a_single_update(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -21,6 +22,9 @@ from worker.errors import (
 )
 from worker.repositories import ConversationRepository, MessageRepository, Page
 from worker.services import ConversationService, CustomerService
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import Backend
 
 pytestmark = pytest.mark.integration
 
@@ -100,12 +104,62 @@ async def test_start_conversation_keeps_the_callers_uuid_and_refuses_it_twice(
         )
         await service.commit()
     async with ConversationService(session_factory) as service:
-        with pytest.raises(ConversationExists):
+        with pytest.raises(ConversationExists) as caught:
             await service.start_conversation(
                 customer_id=customer.customer_id, channel="chat", conversation_id=chosen
             )
 
     assert conversation.conversation_id == chosen
+    assert (caught.value.reason, caught.value.detail) == (
+        "conversation_exists",
+        f"conversation {chosen} already exists",
+    )
+
+
+@pytest.mark.parametrize("chosen", [False, True], ids=["fresh-uuid", "callers-uuid"])
+async def test_start_conversation_takes_one_statement_on_postgresql(
+    backend: Backend, session_factory: SessionFactory, make_customer: MakeCustomer, chosen: bool
+) -> None:
+    customer = await make_customer()
+    conversation_id = uuid.uuid4() if chosen else None
+    statements = backend.capture()
+
+    async with ConversationService(session_factory) as service:
+        conversation, owner = await service.start_conversation(
+            customer_id=customer.customer_id,
+            channel="email",
+            conversation_id=conversation_id,
+            subject="Card lost",
+        )
+        await service.commit()
+
+    verbs = [s.split()[0].upper() for s in statements]
+    if backend.name == "postgresql":  # the customer and UUID checks inside the INSERT
+        assert verbs == ["INSERT"]
+    else:  # find the customer (and the caller's UUID), insert
+        assert verbs == (["SELECT", "SELECT", "INSERT"] if chosen else ["SELECT", "INSERT"])
+    assert owner == customer.customer_id
+    assert conversation.conversation_id == (conversation_id or conversation.conversation_id)
+    async with ConversationService(session_factory) as service:
+        page = await service.customer_conversations(customer.customer_id)
+    assert [(v.conversation_id, v.status, v.subject) for v in page.items] == [
+        (conversation.conversation_id, "open", "Card lost")
+    ]
+    assert page.items[0].created_at == conversation.created_at
+
+
+async def test_start_conversation_for_an_unknown_customer_under_a_taken_uuid_is_customer_not_found(
+    session_factory: SessionFactory, start: StartConversation
+) -> None:
+    taken = (await start()).conversation_id
+
+    async with ConversationService(session_factory) as service:
+        with pytest.raises(CustomerNotFound) as caught:
+            await service.start_conversation(
+                customer_id="CUST-999999", channel="chat", conversation_id=taken
+            )
+
+    assert caught.value.detail == "no customer CUST-999999"
 
 
 @pytest.mark.parametrize("deleted", [False, True], ids=["missing", "deleted"])

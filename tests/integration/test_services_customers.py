@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import func, select
@@ -13,6 +14,9 @@ from worker.db.models import Customer
 from worker.db.session import SessionFactory
 from worker.errors import CustomerNotFound, EmailTaken
 from worker.services import CustomerService
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import Backend
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +45,58 @@ async def test_create_customer_gives_every_customer_its_own_business_id(
     ids = [(await make_customer()).customer_id for _ in range(5)]
 
     assert len(set(ids)) == 5
+
+
+async def test_create_customer_takes_one_statement_on_postgresql(
+    backend: Backend, session_factory: SessionFactory
+) -> None:
+    statements = backend.capture()
+
+    async with CustomerService(session_factory) as service:
+        customer = await service.create_customer(**customer_fields(is_vip=True))
+        await service.commit()
+
+    verbs = [s.split()[0].upper() for s in statements]
+    if backend.name == "postgresql":  # the email check and the number inside the INSERT
+        assert verbs == ["INSERT"]
+    else:  # no sequences: check the email, count on, insert
+        assert verbs == ["SELECT", "INSERT", "UPDATE", "INSERT"]
+    assert re.fullmatch(r"CUST-\d{6}", customer.customer_id)
+    async with CustomerService(session_factory) as service:
+        stored = await service.get_customer(customer_id=customer.customer_id)
+    assert (stored.email, stored.is_vip, stored.created_at) == (
+        customer.email,
+        True,
+        customer.created_at,
+    )
+
+
+@pytest.mark.parametrize("deleted", [False, True], ids=["live", "deleted"])
+async def test_create_customer_with_a_taken_email_is_rejected_by_the_lookup_after_the_insert(
+    backend: Backend, session_factory: SessionFactory, make_customer: MakeCustomer, deleted: bool
+) -> None:
+    existing = await make_customer()
+    if deleted:
+        async with CustomerService(session_factory) as service:
+            await service.delete_customer(existing.customer_id)
+            await service.commit()
+    statements = backend.capture()
+
+    async with CustomerService(session_factory) as service:
+        with pytest.raises(EmailTaken) as caught:
+            await service.create_customer(**customer_fields(email=existing.email.upper()))
+
+    assert (caught.value.reason, caught.value.detail) == (
+        "email_taken",
+        "a customer with this email already exists",
+    )
+    verbs = [s.split()[0].upper() for s in statements]
+    if backend.name == "postgresql":  # the INSERT inserted nothing; the lookup says why
+        assert verbs == ["INSERT", "SELECT"]
+    else:
+        assert verbs == ["SELECT", "SELECT"]
+    async with session_factory() as session:
+        assert await session.scalar(select(func.count()).select_from(Customer)) == 1
 
 
 async def test_create_customer_rejects_a_taken_email_in_any_case(

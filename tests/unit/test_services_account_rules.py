@@ -29,10 +29,11 @@ Build = Callable[[type[AccountService]], Any]
 
 @pytest.fixture
 def service(mocked: Build) -> Any:
-    """An ``AccountService`` with mocked repositories; the one-statement record records
-    nothing, so ``record_transaction`` looks up each rule in turn."""
+    """An ``AccountService`` with mocked repositories; the one-statement record and open
+    write nothing, so ``record_transaction`` and ``open_account`` look up each rule in turn."""
     service = mocked(AccountService)
     service.transactions.record_against_balance.return_value = None
+    service.accounts.open_for_live_customer.return_value = None
     return service
 
 
@@ -172,6 +173,22 @@ async def test_record_transaction_checks_the_reference_before_the_balance(
 
     with pytest.raises(DuplicateReference):
         await _record(service, "debit", "99.00")
+
+
+async def test_open_account_takes_one_call_when_it_opens(service: Any) -> None:
+    opened = Account(**account_data(4, id=1, account_number="10000077"))
+    service.accounts.open_for_live_customer.return_value = opened
+
+    account, owner = await service.open_account(
+        customer_id="CUST-000004", account_type="isa", currency="EUR"
+    )
+
+    assert (account, owner) == (opened, "CUST-000004")
+    service.accounts.open_for_live_customer.assert_awaited_once_with(
+        "CUST-000004", account_type="isa", currency="EUR"
+    )
+    service.customers.find_by_business_id.assert_not_awaited()
+    service.accounts.create.assert_not_awaited()
 
 
 async def test_open_account_for_an_unknown_customer_is_rejected(service: Any) -> None:

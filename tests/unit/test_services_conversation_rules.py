@@ -44,8 +44,10 @@ def test_escalation_priority_is_never_below_high_for_a_vip(
 
 @pytest.fixture
 def service(mocked: Build) -> Any:
-    """A ``ConversationService`` with mocked repositories."""
+    """A ``ConversationService`` with mocked repositories; the one-statement start starts
+    nothing, so ``start_conversation`` looks up each rule in turn."""
     service = mocked(ConversationService)
+    service.conversations.start_for_live_customer.return_value = None
     service.conversations.next_escalation_id.return_value = "ESC-000001"
     service.conversations.update.side_effect = lambda _id, **data: Conversation(id=_id, **data)
     return service
@@ -129,6 +131,38 @@ async def test_start_conversation_for_an_unknown_customer_is_rejected(service: A
 
     with pytest.raises(CustomerNotFound):
         await service.start_conversation(customer_id="CUST-404", channel="chat")
+
+
+async def test_start_conversation_reports_an_unknown_customer_before_a_taken_uuid(
+    service: Any,
+) -> None:
+    service.customers.find_by_business_id.return_value = None
+    _conversation(service)
+
+    with pytest.raises(CustomerNotFound):
+        await service.start_conversation(
+            customer_id="CUST-404", channel="chat", conversation_id=uuid.uuid4()
+        )
+
+    service.conversations.create.assert_not_awaited()
+
+
+async def test_start_conversation_takes_one_call_when_it_starts(service: Any) -> None:
+    chosen = uuid.uuid4()
+    started = Conversation(**conversation_data(1, id=5, conversation_id=chosen))
+    service.conversations.start_for_live_customer.return_value = started
+
+    conversation, owner = await service.start_conversation(
+        customer_id="CUST-000001", channel="chat", conversation_id=chosen, subject="Hi"
+    )
+
+    assert (conversation, owner) == (started, "CUST-000001")
+    service.conversations.start_for_live_customer.assert_awaited_once_with(
+        "CUST-000001", channel="chat", subject="Hi", conversation_id=chosen
+    )
+    service.customers.find_by_business_id.assert_not_awaited()
+    service.conversations.find_by_conversation_id.assert_not_awaited()
+    service.conversations.create.assert_not_awaited()
 
 
 async def test_append_message_locks_and_touches_the_open_conversation_in_one_call(

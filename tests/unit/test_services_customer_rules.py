@@ -27,8 +27,10 @@ def _integrity_error(message: str) -> IntegrityError:
 
 @pytest.fixture
 def service(mocked: Build) -> Any:
-    """A ``CustomerService`` with mocked repositories; no email is taken by default."""
+    """A ``CustomerService`` with mocked repositories; no email is taken by default, and
+    the one-statement create creates nothing, so ``create_customer`` takes the lookups."""
     service = mocked(CustomerService)
+    service.customers.create_if_email_free.return_value = None
     service.customers.email_in_use.return_value = False
     service.customers.next_business_id.return_value = "CUST-000042"
     service.customers.create.side_effect = lambda **data: Customer(id=42, **data)
@@ -41,6 +43,23 @@ def existing(service: Any) -> Customer:
     customer = Customer(**customer_data(id=7, customer_id="CUST-000007", is_vip=False))
     service.customers.find_by_business_id.return_value = customer
     return customer
+
+
+async def test_create_customer_takes_one_call_when_it_creates(service: Any) -> None:
+    email = random_email()
+    created = Customer(**customer_data(id=42, customer_id="CUST-000042", email=email))
+    service.customers.create_if_email_free.return_value = created
+
+    customer = await service.create_customer(
+        email=f" {email.upper()} ", full_name="Ada", phone=None, is_vip=True
+    )
+
+    assert customer is created
+    service.customers.create_if_email_free.assert_awaited_once_with(
+        email=email, full_name="Ada", phone=None, is_vip=True
+    )
+    service.customers.email_in_use.assert_not_awaited()
+    service.customers.create.assert_not_awaited()
 
 
 async def test_create_customer_normalises_the_email_and_assigns_the_next_business_id(

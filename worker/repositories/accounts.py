@@ -6,11 +6,23 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import cast
 
-from sqlalchemy import Table, bindparam, func, insert, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    update,
+)
 
-from worker.db.models import Account, AccountStatusChange
+from worker.db.models import Account, AccountStatusChange, Customer
 from worker.repositories.base import BaseRepository, clamp_limit
-from worker.repositories.sequences import next_number
+from worker.repositories.customers import CustomerRepository, live_customer
+from worker.repositories.sequences import next_number, next_value
 
 ACCOUNT_NUMBER_BASE = 10_000_000
 
@@ -23,6 +35,28 @@ _SET_BALANCE = (
     .where(_ACCOUNTS.c.id == bindparam("pk"))
     .values(balance=bindparam("new_balance"))
     .returning(*_ACCOUNTS.c)
+)
+
+# OpenAccount's hot path on PostgreSQL, in Core, built once: one INSERT … SELECT from the
+# live customer's row (none: nothing inserted), numbered as ``next_account_number`` numbers,
+# by nextval inside it. PostgreSQL evaluates the select list only for a row that passed the
+# WHERE, so a missing customer takes no number. The customer is read from the statement's
+# snapshot, as the separate lookup read it before, and the foreign key locks its row.
+_CUSTOMERS = cast(Table, Customer.__table__)
+_NEW_NUMBER = literal_column(str(ACCOUNT_NUMBER_BASE), BigInteger) + next_value("account")
+_GIVEN = ("account_type", "currency")
+_OPEN_FOR_LIVE_CUSTOMER = (
+    insert(_ACCOUNTS)
+    .from_select(
+        ["account_number", "customer_id", *_GIVEN],
+        select(
+            _NEW_NUMBER.cast(String),
+            _CUSTOMERS.c.id,
+            *(bindparam(f"new_{name}", type_=_ACCOUNTS.c[name].type) for name in _GIVEN),
+        ).where(live_customer(bindparam("owner", type_=_CUSTOMERS.c.customer_id.type))),
+        include_defaults=False,  # the server defaults apply, as RETURNING reports them
+    )
+    .returning(*(c for c in _ACCOUNTS.c if c.key not in _GIVEN))
 )
 
 
@@ -43,6 +77,30 @@ class AccountRepository(BaseRepository[Account]):
         ``populate_existing`` makes sure a cached object is refreshed from the locked row.
         """
         return await self.session.scalar(_LOCK_BY_NUMBER, {"number": account_number})
+
+    async def open_for_live_customer(
+        self, customer_id: str, *, account_type: str, currency: str
+    ) -> Account | None:
+        """Open an account with a fresh number for the live customer with business id
+        ``customer_id``; ``None``, having written nothing, if there is no such customer.
+
+        PostgreSQL: one ``INSERT … SELECT … FROM customers RETURNING``, the number from
+        ``nextval`` inside it, the row returned held by the session. SQLite has no
+        sequences: :meth:`CustomerRepository.find_by_business_id`,
+        :meth:`next_account_number` and :meth:`create`, one after the other.
+        """
+        given = {"account_type": account_type, "currency": currency}
+        if self.session.get_bind().dialect.name != "postgresql":
+            customer = await CustomerRepository(self.session).find_by_business_id(customer_id)
+            if customer is None:
+                return None
+            number = await self.next_account_number()
+            return await self.create(account_number=number, customer_id=customer.id, **given)
+        params = {"owner": customer_id, **{f"new_{k}": v for k, v in given.items()}}
+        row = (await self.session.execute(_OPEN_FOR_LIVE_CUSTOMER, params)).first()
+        if row is None:
+            return None
+        return self._adopt({**given, **row._mapping})
 
     async def set_balance(self, account_pk: int, balance: Decimal) -> Account:
         """Set the balance in one ``UPDATE … RETURNING`` (Core, built once) and return the

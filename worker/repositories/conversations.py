@@ -17,9 +17,10 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.dml import Update
 
-from worker.db.models import Conversation, Message
+from worker.db.models import Conversation, Customer, Message
 from worker.repositories.base import (
     BaseRepository,
     Page,
@@ -28,7 +29,7 @@ from worker.repositories.base import (
     encode_sequence_cursor,
     keyset_page,
 )
-from worker.repositories.customers import ERASED
+from worker.repositories.customers import ERASED, CustomerRepository, live_customer
 from worker.repositories.sequences import next_number
 
 _BY_UUID = select(Conversation).where(Conversation.conversation_id == bindparam("uuid")).limit(1)
@@ -68,6 +69,28 @@ _APPEND = (
 )
 
 
+# StartConversation's hot path on PostgreSQL, in Core, built once: one INSERT … SELECT from
+# the live customer's row (none: nothing inserted) that also inserts nothing if the UUID is
+# taken. ``ON CONFLICT (conversation_id)`` names its unique constraint; a concurrent start
+# with the same UUID makes this statement wait for that transaction and, if it commits,
+# insert nothing (no row, no unique violation).
+_CUSTOMERS = cast(Table, Customer.__table__)
+_GIVEN = ("conversation_id", "channel", "subject")
+_START_FOR_LIVE_CUSTOMER = (
+    postgresql.insert(_CONVERSATIONS)
+    .from_select(
+        ["customer_id", *_GIVEN],
+        select(
+            _CUSTOMERS.c.id,
+            *(bindparam(f"new_{name}", type_=_CONVERSATIONS.c[name].type) for name in _GIVEN),
+        ).where(live_customer(bindparam("owner", type_=_CUSTOMERS.c.customer_id.type))),
+        include_defaults=False,  # the server defaults apply, as RETURNING reports them
+    )
+    .on_conflict_do_nothing(index_elements=["conversation_id"])
+    .returning(*(c for c in _CONVERSATIONS.c if c.key not in _GIVEN))
+)
+
+
 def _touch_if_open(finished: tuple[str, ...]) -> Update:
     """``UPDATE conversations SET updated_at = now() WHERE conversation_id = :uuid AND
     status NOT IN (finished) RETURNING id, updated_at``, built once per ``finished``."""
@@ -95,6 +118,41 @@ class ConversationRepository(BaseRepository[Conversation]):
         """The conversation with this UUID, optionally locked for this transaction."""
         stmt = _LOCK_BY_UUID if for_update else _BY_UUID
         return await self.session.scalar(stmt, {"uuid": conversation_id})
+
+    async def start_for_live_customer(
+        self,
+        customer_id: str,
+        *,
+        channel: str,
+        subject: str | None,
+        conversation_id: uuid.UUID | None = None,
+    ) -> Conversation | None:
+        """Start a conversation, under ``conversation_id`` or else a fresh UUID, for the
+        live customer with business id ``customer_id``; ``None``, having written nothing,
+        if there is no such customer or a conversation has that UUID already.
+
+        PostgreSQL: one ``INSERT … SELECT … FROM customers ON CONFLICT (conversation_id) DO
+        NOTHING RETURNING``, the row returned held by the session. SQLite: the finders
+        (the UUID's only if the caller chose it), then :meth:`create`.
+        """
+        given = {
+            "conversation_id": conversation_id or uuid.uuid4(),
+            "channel": channel,
+            "subject": subject,
+        }
+        if self.session.get_bind().dialect.name != "postgresql":
+            customer = await CustomerRepository(self.session).find_by_business_id(customer_id)
+            if customer is None or (
+                conversation_id is not None
+                and await self.find_by_conversation_id(conversation_id) is not None
+            ):
+                return None
+            return await self.create(customer_id=customer.id, **given)
+        params = {"owner": customer_id, **{f"new_{k}": v for k, v in given.items()}}
+        row = (await self.session.execute(_START_FOR_LIVE_CUSTOMER, params)).first()
+        if row is None:
+            return None
+        return self._adopt({**given, **row._mapping})
 
     async def find_by_ticket_id(
         self, escalation_id: str, *, for_update: bool = False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text, update
+from sqlalchemy import ColumnElement, Sequence, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,6 +12,16 @@ _NEXTVAL = {
     name: text(f"SELECT nextval('{name}_number_seq')")
     for name in ("customer", "account", "escalation", "faq")
 }
+
+
+def next_value(name: str) -> ColumnElement[int]:
+    """``nextval('<name>_number_seq')`` as an expression (PostgreSQL only), for a statement
+    that numbers the row it inserts itself instead of asking :func:`next_number` first.
+
+    The number is taken when the statement evaluates it, whether or not a row is then
+    inserted (a conflict, say): that leaves a gap, as a rolled-back transaction does.
+    """
+    return Sequence(f"{name}_number_seq").next_value()
 
 
 async def next_number(session: AsyncSession, name: str) -> int:

@@ -39,7 +39,17 @@ class ConversationService(BaseService):
         conversation_id: uuid.UUID | None = None,
         subject: str | None = None,
     ) -> tuple[Conversation, str]:
-        """Open a conversation for a live customer; the caller may choose its UUID."""
+        """Open a conversation for a live customer; the caller may choose its UUID.
+
+        One statement opens it if the customer is live and the UUID free; only when it opens
+        nothing does the step-by-step path below find out why and reject, in the same order
+        (or open it, if the customer was created since).
+        """
+        started = await self.conversations.start_for_live_customer(
+            customer_id, channel=channel, subject=subject, conversation_id=conversation_id
+        )
+        if started is not None:
+            return started, customer_id  # the customer's id, which it matched exactly
         customer = await require_customer(self.customers, customer_id)
         if conversation_id is not None and await self.conversations.find_by_conversation_id(
             conversation_id

@@ -32,8 +32,18 @@ class CustomerService(BaseService):
     async def create_customer(
         self, *, email: str, full_name: str, phone: str | None = None, is_vip: bool = False
     ) -> Customer:
-        """Create a customer with a fresh ``CUST-…`` id; the email must be free."""
+        """Create a customer with a fresh ``CUST-…`` id; the email must be free.
+
+        One statement creates the customer if the email is free; only when it creates
+        nothing does the step-by-step path below find out why and reject (or create, if the
+        email was freed since, by an erasure).
+        """
         email = normalise_email(email)
+        created = await self.customers.create_if_email_free(
+            email=email, full_name=full_name, phone=phone, is_vip=is_vip
+        )
+        if created is not None:
+            return created
         if await self.customers.email_in_use(email):
             raise EmailTaken("a customer with this email already exists")
         # A concurrent create can still win the race for the email: the repository raises
