@@ -60,11 +60,13 @@ async def test_after_a_failed_fast_path_later_events_of_its_partition_wait_their
             # The sweep published them, then (after marking them sent) resumes the fast path.
             while len(publisher.events) < 3 or relay.paused:  # noqa: ASYNC110 (polling)
                 await asyncio.sleep(0.02)
-        assert await relay.publish_committed(
-            third := await commit(session_factory, new_event(partition=3))
-        )
     finally:
+        # Stopped before the next commit: in-memory SQLite gives every session one shared
+        # connection, so a commit here would race the relay's own transactions.
         await relay.stop()
+    assert await relay.publish_committed(
+        third := await commit(session_factory, new_event(partition=3))
+    )
 
     order = [e.message_id for e in publisher.events]
     assert order == [

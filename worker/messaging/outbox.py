@@ -37,6 +37,9 @@ log = structlog.get_logger(__name__)
 
 SWEEP_BATCH = 200
 MARK_INTERVAL = 0.05
+STOP_GRACE = 5.0
+"""Seconds :meth:`OutboxRelay.stop` lets the background tasks finish what they are doing
+(a sweep, a mark) before it cancels them."""
 
 Owned = Callable[[], Collection[int] | None]
 """The partitions whose events this relay publishes (``None``: every event)."""
@@ -64,23 +67,37 @@ class OutboxRelay:
         self._blocked: set[int | None] = set()
         self._skipped: dict[int | None, int] = {}
         self._wake = asyncio.Event()
+        self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._on_published = on_published
 
     def start(self) -> None:
         """Start the sweeper and the batch marker in the background."""
+        self._stopping = False
         self._tasks = [
             asyncio.create_task(self._sweep_forever(), name="outbox-sweep"),
             asyncio.create_task(self._mark_forever(), name="outbox-mark"),
         ]
 
     async def stop(self) -> None:
-        """Stop the background tasks, then record every confirm still held in memory."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop the background tasks, then record every confirm still held in memory.
+
+        The tasks stop between two steps, not in the middle of a transaction: a statement
+        cancelled mid-way takes its connection down with it (noise in the logs; with SQLite
+        in memory, the database itself). Only one still busy after :data:`STOP_GRACE` is
+        cancelled.
+        """
+        self._stopping = True
+        self._wake.set()
+        if self._tasks:
+            try:
+                await asyncio.wait(self._tasks, timeout=STOP_GRACE)
+            finally:  # also when this stop is cancelled: no task may outlive it
+                for task in self._tasks:
+                    task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._tasks = []
         await self.mark_confirmed()
 
@@ -159,13 +176,15 @@ class OutboxRelay:
                     break
 
     async def _sweep_forever(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self._unblock()
-                while await self.sweep() == SWEEP_BATCH:
+                while await self.sweep() == SWEEP_BATCH and not self._stopping:
                     pass
             except Exception as exc:
                 transient = isinstance(translate(exc), TransientError)
@@ -174,7 +193,7 @@ class OutboxRelay:
                 await asyncio.sleep(self._poll_interval)
 
     async def _mark_forever(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(MARK_INTERVAL)
             try:
                 await self.mark_confirmed()
