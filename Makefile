@@ -21,17 +21,23 @@ run: install migrate
 migrate: install
 	$(BIN)/worker db upgrade
 
+# Test files run in TEST_WORKERS processes (pytest-xdist), a whole file to one process so
+# its module fixtures are built once; most of the suite waits on brokers and workers, so two
+# processes nearly halve it even on two cores. TEST_WORKERS=0 runs everything in this one.
+TEST_WORKERS ?= 2
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile
+
 test: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PARALLEL) $(PYTEST_ARGS)
 
 test-unit: install
 	$(BIN)/pytest -m unit $(PYTEST_ARGS)
 
 test-integration: install
-	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+	$(BIN)/pytest -m integration $(PARALLEL) $(PYTEST_ARGS)
 
 test-e2e: install
-	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
+	$(BIN)/pytest -m e2e $(PARALLEL) $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check worker contracts fca_client tests bench testkit

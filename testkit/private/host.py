@@ -37,8 +37,11 @@ _AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
 
 def free_port(low: int = 20000, high: int = 30000) -> int:
     """Return a TCP port on 127.0.0.1 that is free right now (below the ephemeral range)."""
+    # From the OS's entropy, not the `random` module's state: test processes running side
+    # by side (pytest-xdist) must not draw the same sequence if something seeded it.
+    draw = random.SystemRandom()
     for _ in range(200):
-        port = random.randrange(low, high)
+        port = draw.randrange(low, high)
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))

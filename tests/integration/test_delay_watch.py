@@ -105,11 +105,21 @@ async def drain_partitions(
     return found
 
 
-async def delayed(channel: AbstractChannel, settings: Settings) -> int:
-    queue = await channel.declare_queue(
-        delay_queue_name(DELAY, settings.command_queue), passive=True
-    )
-    return queue.declaration_result.message_count or 0
+async def delayed(channel: AbstractChannel, settings: Settings, expected: int) -> int:
+    """The delay queue's ready messages once they number ``expected``, or after 5 s.
+
+    The watch returns a message it is not moving with a ``nack`` the broker applies after
+    the watch has returned (a quorum queue through its log): until then it is unacked, not
+    ready, and not counted.
+    """
+    name = delay_queue_name(DELAY, settings.command_queue)
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        queue = await channel.declare_queue(name, passive=True)
+        count = queue.declaration_result.message_count or 0
+        if count == expected or asyncio.get_running_loop().time() > deadline:
+            return count
+        await asyncio.sleep(0.05)
 
 
 async def test_retries_not_yet_due_stay_where_they_are(
@@ -120,7 +130,7 @@ async def test_retries_not_yet_due_stay_where_they_are(
         await park(channel, settings, key)
 
     assert await watch.run_once() == 0
-    assert await delayed(channel, settings) == 2
+    assert await delayed(channel, settings, 2) == 2
     assert await in_partitions(channel, settings) == [0] * PARTITIONS
     assert moved == []
 
@@ -134,11 +144,12 @@ async def test_overdue_retries_are_moved_to_their_partition_as_the_broker_would(
         await park(channel, settings, key)
     # A look too early puts the head back (the quorum queue then counts a redelivery).
     assert await watch.run_once() == 0
+    assert await delayed(channel, settings, len(keys)) == len(keys)
 
     later = datetime.now(UTC) + timedelta(seconds=DELAY + 60)
     assert await watch.run_once(now=later) == 5
 
-    assert await delayed(channel, settings) == 0
+    assert await delayed(channel, settings, 0) == 0
     arrived = await drain_partitions(channel, settings, len(keys))
     assert sorted(m.message_id or "" for m in arrived) == sorted(f"id-{k}" for k in keys)
     for message in arrived:

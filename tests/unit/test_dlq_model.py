@@ -188,6 +188,19 @@ def test_reads_the_id_of_a_truncated_body_as_the_worker_does() -> None:
         (b"\xff\xfe garbage", None),
         (b"", None),
     ],
+    # Named, not shown: the AMQP ids are random, and test ids must be the same in every
+    # process collecting them (pytest-xdist compares them).
+    ids=[
+        "valid-amqp-id",
+        "valid",
+        "invalid-payload-amqp-id",
+        "truncated",
+        "no-id-amqp-id",
+        "no-id",
+        "garbage-amqp-id",
+        "garbage",
+        "empty",
+    ],
 )
 def test_names_every_dead_letter_as_the_worker_names_its_copy(
     body: bytes, amqp_id: str | None

@@ -259,7 +259,9 @@ OUR_IDS = [
 ]
 
 
-@pytest.mark.parametrize("value", OUR_IDS)
+# Named, not shown: the values are random, and test ids must be the same in every process
+# collecting them (pytest-xdist compares them).
+@pytest.mark.parametrize("value", OUR_IDS, ids=["uuid", "uuid-upper", "hex", "event-id", "digest"])
 @pytest.mark.parametrize("key", ["message_id", "causation_id", "correlation_id"])
 def test_keeps_ids_of_a_safe_shape_as_they_are(key: str, value: str) -> None:
     assert is_safe_id(value)
