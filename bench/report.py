@@ -104,7 +104,16 @@ def line(run: dict[str, Any]) -> str:
         f" CPU cores worker/broker/db/driver/other {_cores(run)}"
         f" (stolen by the hypervisor {_steal(run)})"
         + (f", per replica {_each(run)}" if "replicas" in run else "")
+        + (f", {_pauses(run['gc_pauses'])}" if "gc_pauses" in run else "")
     )
+
+
+def _pauses(pauses: list[dict[str, Any]]) -> str:
+    """The worker's collections of 20 ms or more: how many, the longest."""
+    if not pauses:
+        return "no GC pause >= 20 ms"
+    longest = max(p.get("ms", 0) for p in pauses)
+    return f"{len(pauses)} GC pauses >= 20 ms (longest {longest} ms)"
 
 
 def _each(run: dict[str, Any]) -> str:

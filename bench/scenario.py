@@ -15,6 +15,8 @@ Phases, in order:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -106,8 +108,21 @@ async def run(spec: Spec, servers: Servers, artifacts: Path) -> dict[str, Any]:
             if driver is not None:
                 await driver.close()
             result["exit_codes"] = await asyncio.to_thread(target.stop)
+            if spec.target == "worker":
+                result["gc_pauses"] = slow_collections(Path(tmp))
     result["wall_s"] = round(time.monotonic() - started, 1)
     return result
+
+
+def slow_collections(log_dir: Path) -> list[dict[str, Any]]:
+    """The worker's ``worker.gc_pause`` log lines (collections of 20 ms or more), all processes."""
+    found = []
+    for path in sorted(log_dir.glob("proc-*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            if '"worker.gc_pause"' in line:
+                with contextlib.suppress(ValueError):
+                    found.append(json.loads(line))
+    return found
 
 
 async def _measure(

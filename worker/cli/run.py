@@ -17,6 +17,7 @@ import structlog
 
 from worker.cli.common import load_settings
 from worker.errors import StartupError
+from worker.observability.gcpauses import GcPauses
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -75,8 +76,13 @@ async def run_worker(settings: Settings) -> int:
         await worker.stop()
         return 1
     freeze_startup_objects()
-    await stop.wait()
-    await worker.stop()
+    pauses = GcPauses(worker.metrics.gc_pauses)
+    pauses.install()
+    try:
+        await stop.wait()
+        await worker.stop()
+    finally:
+        pauses.remove()
     return 0
 
 

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 GROUP_BUCKETS = (2, 4, 8, 16, 32, 64, 128, 256)
+GC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -117,6 +118,14 @@ class Metrics:
         self.group_fallbacks = Counter(
             "fca_group_commit_fallbacks",
             "Groups rolled back whose commands then ran alone (a rejection or a failure).",
+            registry=r,
+        )
+        self.gc_pauses = Histogram(
+            "fca_gc_pause_seconds",
+            "Garbage collections, by generation: the event loop (every command in flight) "
+            "waits for each.",
+            ["generation"],
+            buckets=GC_BUCKETS,
             registry=r,
         )
         self.delays_moved = Counter(
