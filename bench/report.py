@@ -105,6 +105,7 @@ def line(run: dict[str, Any]) -> str:
         f" (stolen by the hypervisor {_steal(run)})"
         + (f", per replica {_each(run)}" if "replicas" in run else "")
         + (f", {_pauses(run['gc_pauses'])}" if "gc_pauses" in run else "")
+        + (f", worker warnings {run['worker_warnings']}" if run.get("worker_warnings") else "")
     )
 
 

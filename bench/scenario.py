@@ -19,6 +19,7 @@ import contextlib
 import json
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -109,19 +110,30 @@ async def run(spec: Spec, servers: Servers, artifacts: Path) -> dict[str, Any]:
                 await driver.close()
             result["exit_codes"] = await asyncio.to_thread(target.stop)
             if spec.target == "worker":
-                result["gc_pauses"] = slow_collections(Path(tmp))
+                lines = worker_log(Path(tmp))
+                result["gc_pauses"] = [x for x in lines if x.get("event") == "worker.gc_pause"]
+                result["worker_warnings"] = dict(
+                    Counter(
+                        str(x.get("event")) for x in lines if x.get("event") != "worker.gc_pause"
+                    )
+                )
     result["wall_s"] = round(time.monotonic() - started, 1)
     return result
 
 
-def slow_collections(log_dir: Path) -> list[dict[str, Any]]:
-    """The worker's ``worker.gc_pause`` log lines (collections of 20 ms or more), all processes."""
+_LOUD = ('"level": "warning"', '"level": "error"', '"level": "critical"')
+
+
+def worker_log(log_dir: Path) -> list[dict[str, Any]]:
+    """The worker processes' log lines at level warning or above (a soak logs a line per
+    command at info: those are not parsed)."""
     found = []
     for path in sorted(log_dir.glob("proc-*.log")):
-        for line in path.read_text(errors="replace").splitlines():
-            if '"worker.gc_pause"' in line:
-                with contextlib.suppress(ValueError):
-                    found.append(json.loads(line))
+        with path.open(errors="replace") as log:
+            for line in log:
+                if any(level in line for level in _LOUD):
+                    with contextlib.suppress(ValueError):
+                        found.append(json.loads(line))
     return found
 
 

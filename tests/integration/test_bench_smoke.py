@@ -78,6 +78,12 @@ def test_records_the_machine_and_the_measurements(bench_results: dict[str, Any])
     assert {"rabbitmq", "postgresql"} <= set(bench_results["servers"])
     assert {"p50_ms", "p95_ms", "p99_ms"} <= set(worker["latency"])
     assert {"worker", "broker", "database"} <= set(worker["cpu"]["seconds"])
+    for run in bench_results["runs"]:  # what the worker logged loudly, to explain outliers
+        kept = {"gc_pauses", "worker_warnings"} <= set(run)
+        assert kept == (run["spec"]["target"] == "worker")
+        if kept:
+            assert all(p["event"] == "worker.gc_pause" for p in run["gc_pauses"])
+            assert isinstance(run["worker_warnings"], dict)
     assert worker["peak_rss_mb"][0] is not None
     assert "ratio_to_baseline" in worker
     assert "scaling" in bench_results["runs"][2]
