@@ -28,10 +28,12 @@ class GcPauses:
         self._children = [histogram.labels(str(g)) for g in range(3)]
         self._slow = slow_ms / 1000
         self._started = 0.0
+        self._cpu_started = 0.0
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
+            self._cpu_started = time.thread_time()
             return
         seconds = time.perf_counter() - self._started
         generation = int(info["generation"])
@@ -41,6 +43,9 @@ class GcPauses:
                 "worker.gc_pause",
                 generation=generation,
                 ms=round(seconds * 1000, 1),
+                # The collector's own work; far less than ``ms`` means the thread was not
+                # running (another process had the core, or the hypervisor had the VM).
+                cpu_ms=round((time.thread_time() - self._cpu_started) * 1000, 1),
                 collected=info["collected"],
                 tracked=len(gc.get_objects(generation)),
             )
