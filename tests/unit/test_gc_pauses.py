@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
@@ -44,18 +45,23 @@ def test_times_each_collection_by_its_generation_until_removed() -> None:
     assert total > 0
 
 
-def test_logs_a_collection_at_least_as_long_as_the_limit() -> None:
-    _, histogram = pauses_histogram()
-    pauses = GcPauses(histogram, slow_ms=0)
+def collect_timed(generation: int, *, slow_ms: float) -> tuple[CollectorRegistry, list[Any]]:
+    """One collection of ``generation`` under a timer: its registry, and the pauses logged."""
+    registry, histogram = pauses_histogram()
+    pauses = GcPauses(histogram, slow_ms=slow_ms)
     pauses.install()
     try:
         with capture_logs() as logs:
-            gc.collect(2)
+            gc.collect(generation)
     finally:
         pauses.remove()
+    return registry, [entry for entry in logs if entry["event"] == "worker.gc_pause"]
 
-    slow = [entry for entry in logs if entry["event"] == "worker.gc_pause"]
-    assert slow, logs
+
+def test_logs_a_collection_at_least_as_long_as_the_limit() -> None:
+    _, slow = collect_timed(2, slow_ms=0)
+
+    assert slow
     assert slow[-1]["generation"] == 2
     assert slow[-1]["ms"] >= 0
     assert 0 <= slow[-1]["cpu_ms"] <= slow[-1]["ms"] + 1  # clocks of different resolution
@@ -63,14 +69,7 @@ def test_logs_a_collection_at_least_as_long_as_the_limit() -> None:
 
 
 def test_a_quick_collection_is_not_logged() -> None:
-    registry, histogram = pauses_histogram()
-    pauses = GcPauses(histogram, slow_ms=10_000)
-    pauses.install()
-    try:
-        with capture_logs() as logs:
-            gc.collect(0)
-    finally:
-        pauses.remove()
+    registry, slow = collect_timed(0, slow_ms=10_000)
 
-    assert not [entry for entry in logs if entry["event"] == "worker.gc_pause"]
+    assert slow == []
     assert observed(registry, 0) >= 1
