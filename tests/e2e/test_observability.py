@@ -233,6 +233,28 @@ def test_a_started_worker_takes_its_startup_objects_out_of_the_collectors_reach(
     assert record["objects"] > 10_000, record  # modules, mappers, statements, connections
 
 
+def test_garbage_collections_are_timed_by_generation(world: World) -> None:
+    """Each collection stops the event loop: the worker exports how long, per generation."""
+    send_and_wait(
+        world.h,
+        *(
+            {"type": "CreateCustomer", "payload": {"email": unique_email(), "full_name": "G"}}
+            for _ in range(3)
+        ),
+    )
+    wait_until(  # reported from the event loop once a second, not from inside the collector
+        lambda: scrape(world.port).total("fca_gc_pause_seconds_count", generation="0") > 0,
+        message="no young collection was ever reported",
+    )
+    after = scrape(world.port)
+    assert after.total("fca_gc_pause_seconds_sum", generation="0") > 0
+    assert {"0", "1", "2"} == {
+        labels["generation"]
+        for name, labels, _ in after.samples
+        if name == "fca_gc_pause_seconds_count"
+    }
+
+
 def test_a_correlation_id_of_another_shape_is_logged_as_a_keyed_hash(world: World) -> None:
     """A sender-chosen correlation id may name a person: only UUID-like ids are logged as is."""
     chosen = f"chat-of-{unique_token()}"

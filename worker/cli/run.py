@@ -7,6 +7,7 @@ are ``worker run`` processes like this one (see :mod:`worker.processes`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -78,11 +79,15 @@ async def run_worker(settings: Settings) -> int:
     freeze_startup_objects()
     pauses = GcPauses(worker.metrics.gc_pauses)
     pauses.install()
+    reporting = asyncio.create_task(pauses.report_forever(), name="gc-pauses")
     try:
         await stop.wait()
         await worker.stop()
     finally:
         pauses.remove()
+        reporting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reporting
     return 0
 
 
