@@ -100,13 +100,22 @@ def line(run: dict[str, Any]) -> str:
         f"{label}: {_cell(run, 'throughput', 'msgs_per_s')} msgs/s"
         f" (x{run.get('ratio_to_baseline', '?')} baseline),"
         f" p50/p95/p99 {_cell(run, 'latency', 'p50_ms')}/{_cell(run, 'latency', 'p95_ms')}/"
-        f"{_cell(run, 'latency', 'p99_ms')} ms, peak RSS {run.get('peak_rss_mb')} MiB,"
+        f"{_cell(run, 'latency', 'p99_ms')} ms{_inside(run)},"
+        f" peak RSS {run.get('peak_rss_mb')} MiB,"
         f" CPU cores worker/broker/db/driver/other {_cores(run)}"
         f" (stolen by the hypervisor {_steal(run)})"
         + (f", per replica {_each(run)}" if "replicas" in run else "")
         + (f", {_pauses(run['gc_pauses'])}" if "gc_pauses" in run else "")
         + (f", worker warnings {run['worker_warnings']}" if run.get("worker_warnings") else "")
     )
+
+
+def _inside(run: dict[str, Any]) -> str:
+    """The part of the latency phase's time per command spent inside the worker."""
+    handled = run.get("latency", {}).get("worker_handled")
+    if not handled or not handled.get("commands"):
+        return ""
+    return f" (inside the worker {handled['p50_ms']}/{handled['p95_ms']}/{handled['p99_ms']})"
 
 
 def _pauses(pauses: list[dict[str, Any]]) -> str:

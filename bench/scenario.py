@@ -9,7 +9,9 @@ Phases, in order:
 2. throughput: the ``n``-command mix published as fast as possible (``backlog`` caps the
    commands awaiting their event, for the soak); CPU split, RSS samples and (optionally) a
    py-spy profile cover this phase; for the worker, the commands each replica applied;
-3. latency: a fixed rate of half the throughput just measured, for ``latency_seconds``.
+3. latency: a fixed rate of half the throughput just measured, for ``latency_seconds``;
+   for the worker, also its own time per command in that phase (from its log), to tell the
+   time spent inside the worker from the time spent in the broker and the driver.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from bench import flame, profiling, replicas
-from bench.driver import Driver, Names
+from bench.driver import Driver, Names, percentiles
 from bench.env import Servers, sandbox
 from bench.procs import (
     BaselineTarget,
@@ -111,6 +114,9 @@ async def run(spec: Spec, servers: Servers, artifacts: Path) -> dict[str, Any]:
             result["exit_codes"] = await asyncio.to_thread(target.stop)
             if spec.target == "worker":
                 lines = worker_log(Path(tmp))
+                window = result.get("latency", {}).pop("wall_clock", None)
+                if window is not None:
+                    result["latency"]["worker_handled"] = handled_between(Path(tmp), *window)
                 result["gc_pauses"] = [x for x in lines if x.get("event") == "worker.gc_pause"]
                 result["worker_warnings"] = dict(
                     Counter(
@@ -135,6 +141,28 @@ def worker_log(log_dir: Path) -> list[dict[str, Any]]:
                     with contextlib.suppress(ValueError):
                         found.append(json.loads(line))
     return found
+
+
+def handled_between(log_dir: Path, since: float, until: float) -> dict[str, Any]:
+    """The worker's own time per command (``message.handled``'s ``duration_ms``: from the
+    delivery reaching the consumer to its ack) for the commands it finished between two
+    wall-clock times, as p50/p95/p99/max and a count.
+
+    Read next to the driver's latency (publish to event received) over the same phase, it
+    says whether a slow command was slow inside the worker or on its way through the broker.
+    """
+    seconds = []
+    for path in sorted(log_dir.glob("proc-*.log")):
+        with path.open(errors="replace") as log:
+            for line in log:
+                if '"message.handled"' not in line:
+                    continue
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    record = json.loads(line)
+                    at = datetime.fromisoformat(record["timestamp"]).timestamp()
+                    if since <= at <= until:
+                        seconds.append(float(record["duration_ms"]) / 1000)
+    return {"commands": len(seconds), **percentiles(seconds)}
 
 
 async def _measure(
@@ -171,10 +199,11 @@ async def _measure(
     if spec.latency_seconds > 0:
         rate = out["throughput"]["msgs_per_s"] / 2
         count = max(50, min(spec.n, int(rate * spec.latency_seconds)))
-        stolen, started = steal_seconds(), time.perf_counter()
+        stolen, started, since = steal_seconds(), time.perf_counter(), time.time()
         out["latency"] = await driver.steady(list(workload.mixed(count)), rate, target.check)
         wall = time.perf_counter() - started
         out["latency"]["steal_cores"] = round((steal_seconds() - stolen) / wall, 3)
+        out["latency"]["wall_clock"] = [since, time.time()]
     return out
 
 
