@@ -104,6 +104,7 @@ def line(run: dict[str, Any]) -> str:
         f" peak RSS {run.get('peak_rss_mb')} MiB,"
         f" CPU cores worker/broker/db/driver/other {_cores(run)}"
         f" (stolen by the hypervisor {_steal(run)})"
+        + _disk(run)
         + (f", per replica {_each(run)}" if "replicas" in run else "")
         + (f", {_pauses(run['gc_pauses'])}" if "gc_pauses" in run else "")
         + (f", worker warnings {run['worker_warnings']}" if run.get("worker_warnings") else "")
@@ -116,6 +117,17 @@ def _inside(run: dict[str, Any]) -> str:
     if not handled or not handled.get("commands"):
         return ""
     return f" (inside the worker {handled['p50_ms']}/{handled['p95_ms']}/{handled['p99_ms']})"
+
+
+def _disk(run: dict[str, Any]) -> str:
+    """How long the disk took to sync a small write during the latency phase."""
+    disk = run.get("latency", {}).get("disk_sync")
+    if not disk or not disk.get("syncs"):
+        return ""
+    return (
+        f", disk sync p50/p99/max {disk['p50_ms']}/{disk['p99_ms']}/{disk['max_ms']} ms"
+        f" ({len(disk['stalls'])} >= 20 ms)"
+    )
 
 
 def _pauses(pauses: list[dict[str, Any]]) -> str:

@@ -11,7 +11,8 @@ Phases, in order:
    py-spy profile cover this phase; for the worker, the commands each replica applied;
 3. latency: a fixed rate of half the throughput just measured, for ``latency_seconds``;
    for the worker, also its own time per command in that phase (from its log), to tell the
-   time spent inside the worker from the time spent in the broker and the driver.
+   time spent inside the worker from the time spent in the broker and the driver; and, for
+   both, how long a durable write to the disk took meanwhile (:mod:`bench.diskprobe`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench import flame, profiling, replicas
+from bench.diskprobe import DiskProbe
 from bench.driver import Driver, Names, percentiles
 from bench.env import Servers, sandbox
 from bench.procs import (
@@ -103,7 +105,9 @@ async def run(spec: Spec, servers: Servers, artifacts: Path) -> dict[str, Any]:
             count = entity_count(spec.n)
             result["warmup_commands"] = await driver.warm_up(workload, count, target.check)
             database = box.database_url if spec.target == "worker" else None
-            result.update(await _measure(spec, driver, workload, target, artifacts, database))
+            result.update(
+                await _measure(spec, driver, workload, target, artifacts, database, Path(tmp))
+            )
             result["peak_rss_mb"] = [peak_rss_mb(pid) for pid in target.pids]
         except Exception as exc:
             result["error"] = f"{type(exc).__name__}: {exc}"
@@ -172,6 +176,7 @@ async def _measure(
     target: Target,
     artifacts: Path,
     database_url: str | None,
+    scratch: Path,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     # built (and their ordering keys computed) before the clock starts; the soak streams them
@@ -199,10 +204,13 @@ async def _measure(
     if spec.latency_seconds > 0:
         rate = out["throughput"]["msgs_per_s"] / 2
         count = max(50, min(spec.n, int(rate * spec.latency_seconds)))
+        disk = DiskProbe(scratch)
+        disk.start()
         stolen, started, since = steal_seconds(), time.perf_counter(), time.time()
         out["latency"] = await driver.steady(list(workload.mixed(count)), rate, target.check)
         wall = time.perf_counter() - started
         out["latency"]["steal_cores"] = round((steal_seconds() - stolen) / wall, 3)
+        out["latency"]["disk_sync"] = disk.stop()
         out["latency"]["wall_clock"] = [since, time.time()]
     return out
 
