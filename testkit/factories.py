@@ -14,21 +14,27 @@ Names nobody else uses, so tests that share a worker and a database never collid
     A marker to embed in personal data and search for in logs and headers afterwards.
 ``wait_until(condition, timeout=DEFAULT_TIMEOUT, interval=0.05, message=…)``
     Poll until ``condition()`` returns something truthy; return it, or fail the test.
+``await eventually(condition, timeout=DEFAULT_TIMEOUT, interval=0.05, message=…)``
+    The same inside an event loop, which keeps running while it waits; ``condition`` may
+    be a coroutine function.
 ``DEFAULT_TIMEOUT``
     15 seconds: how long a test waits for an outcome before it fails.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import itertools
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "eventually",
     "new_id",
     "pii_token",
     "unique_code",
@@ -87,3 +93,28 @@ def wait_until(
             text = message() if callable(message) else message
             raise AssertionError(f"timed out after {timeout:.1f}s: {text}")
         time.sleep(interval)
+
+
+async def eventually(
+    condition: Callable[[], T | None] | Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    interval: float = 0.05,
+    message: str | Callable[[], str] = "condition not met",
+) -> T:
+    """Await ``condition`` until it gives something truthy; return that or fail the test.
+
+    Unlike :func:`wait_until` it sleeps on the event loop, so the tasks it waits for run.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if loop.time() >= deadline:
+            text = message() if callable(message) else message
+            raise AssertionError(f"timed out after {timeout:.1f}s: {text}")
+        await asyncio.sleep(interval)

@@ -16,6 +16,7 @@ import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from contracts.topology import delay_queue_name, partition_queue_name, partitions_exchange_name
+from testkit.factories import eventually
 from worker.messaging.connection import BrokerConnection
 from worker.messaging.delays import DelayWatch
 from worker.messaging.topology import declare
@@ -106,20 +107,22 @@ async def drain_partitions(
 
 
 async def delayed(channel: AbstractChannel, settings: Settings, expected: int) -> int:
-    """The delay queue's ready messages once they number ``expected``, or after 5 s.
+    """The delay queue's ready messages once they number ``expected`` (fails after 5 s).
 
     The watch returns a message it is not moving with a ``nack`` the broker applies after
     the watch has returned (a quorum queue through its log): until then it is unacked, not
     ready, and not counted.
     """
     name = delay_queue_name(DELAY, settings.command_queue)
-    deadline = asyncio.get_running_loop().time() + 5
-    while True:
+    last = [0]
+
+    async def counted() -> bool:
         queue = await channel.declare_queue(name, passive=True)
-        count = queue.declaration_result.message_count or 0
-        if count == expected or asyncio.get_running_loop().time() > deadline:
-            return count
-        await asyncio.sleep(0.05)
+        last[0] = queue.declaration_result.message_count or 0
+        return last[0] == expected
+
+    await eventually(counted, timeout=5, message=lambda: f"{last[0]} in {name}, not {expected}")
+    return last[0]
 
 
 async def test_retries_not_yet_due_stay_where_they_are(

@@ -34,6 +34,7 @@ from click.testing import CliRunner, Result
 from contracts.examples import example_message
 from contracts.fields import ErrorType
 from testkit.amqp import AmqpClient
+from testkit.factories import eventually
 from testkit.services import run_sync
 from worker.cli.dlq import dlq
 from worker.dlq import AuditLog, DlqError, ReplayWindow, Selector, browse, find, purge, replay
@@ -392,7 +393,7 @@ async def test_lists_and_replays_what_the_broker_dead_lettered(
     await source_exchange.publish(Message(body, message_id="crashy"), routing_key="OpenAccount")
     delivered = await source.get(no_ack=False)
     await delivered.nack(requeue=True)
-    await wait_until(lambda: count(channel, settings.dead_letter_queue), 1)
+    await wait_for_count(lambda: count(channel, settings.dead_letter_queue), 1)
 
     [letter] = (await browse(settings, selector=Selector())).letters
     assert (letter.message_id, letter.type, letter.error_type) == (
@@ -436,13 +437,17 @@ async def test_a_missing_queue_is_a_clear_error(settings: Settings) -> None:
         await browse(nowhere, selector=Selector())
 
 
-async def wait_until(measure: Callable[[], Awaitable[int]], at_least: int) -> None:
+async def wait_for_count(measure: Callable[[], Awaitable[int]], at_least: int) -> None:
     """Poll an async count until it reaches ``at_least`` (or fail after ``WAIT`` seconds)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while (value := await measure()) < at_least:
-        assert loop.time() < deadline, f"still {value} after {WAIT}s, wanted {at_least}"
-        await asyncio.sleep(0.02)
+    last = [0]
+
+    async def reached() -> bool:
+        last[0] = await measure()
+        return last[0] >= at_least
+
+    await eventually(
+        reached, timeout=WAIT, interval=0.02, message=lambda: f"{last[0]}, wanted {at_least}"
+    )
 
 
 # --- the command line, run as operators run it ------------------------------------------------
@@ -562,7 +567,7 @@ async def _wait_for_commands(settings: Settings, at_least: int) -> None:
     connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
     async with connection:
         channel = await connection.channel()
-        await wait_until(lambda: count(channel, sink(settings)), at_least)
+        await wait_for_count(lambda: count(channel, sink(settings)), at_least)
 
 
 def test_a_replay_killed_half_way_loses_nothing(settings: Settings, tmp_path: Path) -> None:
@@ -611,7 +616,7 @@ async def _wait_for_returns(settings: Settings, total: int) -> None:
                 channel, sink(settings)
             )
 
-        await wait_until(both, total)
+        await wait_for_count(both, total)
 
 
 # The CLI with every ack (a removal: purged, or replayed and confirmed) slowed down and

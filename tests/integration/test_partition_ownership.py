@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from testkit.factories import eventually
 from worker.db.session import SessionFactory, create_session_factory
 from worker.messaging.connection import BrokerConnection
 from worker.messaging.partitions import PartitionManager, PartitionQueue, fair_share
@@ -202,13 +203,6 @@ async def world(
     await connection.close()
 
 
-async def wait_until(condition: Callable[[], bool], *, timeout: float) -> None:
-    """Let the managers run until ``condition`` holds (fails after ``timeout`` seconds)."""
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110 (the managers change it as they run)
-            await asyncio.sleep(0.05)
-
-
 def balanced(replicas: list[Replica]) -> bool:
     owned = [r.owned for r in replicas]
     everything = set().union(*owned)
@@ -224,9 +218,9 @@ async def test_replicas_joining_share_the_partitions_evenly_and_never_twice(
     assert first.owned == set(range(PARTITIONS))
 
     second = await world("second")
-    await wait_until(lambda: balanced([first, second]), timeout=10)
+    await eventually(lambda: balanced([first, second]), timeout=10)
     third = await world("third")
-    await wait_until(lambda: balanced([first, second, third]), timeout=10)
+    await eventually(lambda: balanced([first, second, third]), timeout=10)
 
     assert sorted(len(r.owned) for r in (first, second, third)) == [2, 3, 3]
 
@@ -235,23 +229,23 @@ async def test_a_replica_leaving_hands_its_partitions_over_at_once(
     world: Callable[[str], Any],
 ) -> None:
     first, second = await world("first"), await world("second")
-    await wait_until(lambda: balanced([first, second]), timeout=10)
+    await eventually(lambda: balanced([first, second]), timeout=10)
 
     await second.stop()
 
-    await wait_until(lambda: first.owned == set(range(PARTITIONS)), timeout=5)
+    await eventually(lambda: first.owned == set(range(PARTITIONS)), timeout=5)
 
 
 async def test_the_partitions_of_a_crashed_replica_are_taken_once_it_is_silent(
     world: Callable[[str], Any],
 ) -> None:
     first, second = await world("first"), await world("second")
-    await wait_until(lambda: balanced([first, second]), timeout=10)
+    await eventually(lambda: balanced([first, second]), timeout=10)
     lost = second.owned
 
     await second.crash()
 
-    await wait_until(lambda: first.owned == set(range(PARTITIONS)), timeout=10)
+    await eventually(lambda: first.owned == set(range(PARTITIONS)), timeout=10)
     assert lost <= first.owned
 
 
@@ -278,7 +272,7 @@ async def test_a_hand_over_drains_first_so_nothing_is_redelivered_or_handled_twi
             [first, second]
         )
 
-    await wait_until(done, timeout=30)
+    await eventually(done, timeout=30)
     await connection.close()
 
     assert not overlaps

@@ -30,6 +30,7 @@ from contracts.topology import (
     HEADER_ORDERING_KEY,
     HEADER_ORIGINAL_ROUTING_KEY,
 )
+from testkit.factories import eventually
 from tests.fakes import (
     FakeIncomingMessage,
     FakePartition,
@@ -467,9 +468,7 @@ async def test_a_decided_command_is_acked_while_every_slot_is_busy(world: World)
     await asyncio.sleep(0.01)  # three blockers hold the other slots, one waits for a slot
     try:
         first_gate.set()  # first is decided; its slot goes to the waiting blocker
-        async with asyncio.timeout(5):
-            while not first.settled:  # noqa: ASYNC110 (the consumer's tasks settle it)
-                await asyncio.sleep(0.001)
+        await eventually(lambda: first.settled, timeout=5, interval=0.001)
 
         assert first.settled == ["ack"]
         assert all(m.settled == [] for m in blockers)  # every slot still busy

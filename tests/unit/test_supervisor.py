@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from testkit.factories import eventually
 from worker.observability.health import HealthServer
 from worker.observability.metrics import Metrics
 from worker.processes.restarts import RestartPolicy
@@ -79,10 +80,7 @@ async def always_ready(number: int) -> bool:
 
 async def until(condition: Callable[[], object], timeout: float = 5) -> None:
     """Let the event loop run until ``condition()`` holds (fail after ``timeout`` seconds)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met"
-        await asyncio.sleep(0.001)
+    await eventually(condition, timeout=timeout, interval=0.001)
 
 
 def supervisor(launcher: Launcher, count: int = 2, **policy: float) -> Supervisor:
