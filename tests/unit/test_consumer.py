@@ -30,7 +30,6 @@ from contracts.topology import (
     HEADER_ORDERING_KEY,
     HEADER_ORIGINAL_ROUTING_KEY,
 )
-from testkit.factories import eventually
 from tests.fakes import (
     FakeIncomingMessage,
     FakePartition,
@@ -442,38 +441,3 @@ async def test_a_command_applied_while_its_keys_retry_waits_in_a_delay_queue_is_
     await world.deliver(a_command(**{HEADER_ATTEMPTS: 1}))  # the retry comes back
     await world.deliver(a_command())
     assert sample(world, "fca_retry_overtaken_total") == 1
-
-
-async def test_a_decided_command_is_acked_while_every_slot_is_busy(world: World) -> None:
-    """Its ack waits on no server, so it must not queue for a slot behind new commands
-    (while it waits, later commands of its key would wait too)."""
-    first_gate, blockers_gate = asyncio.Event(), asyncio.Event()
-
-    async def handler(command: CreateCustomer, uow: Any) -> list[RoutedEvent]:
-        if command.payload.full_name == "first":
-            await first_gate.wait()
-        else:
-            await blockers_gate.wait()
-        return []
-
-    in_place(world, 0, handler)
-    first = a_command_named("first", email="first@example.com")
-    blockers = [a_command_named(f"b{i}", email=f"b{i}@example.com") for i in range(4)]
-    tasks = [asyncio.create_task(world.consumer.handle(first, world.partition))]  # type: ignore[arg-type]
-    await asyncio.sleep(0.01)  # first holds a slot, in its handler
-    tasks += [
-        asyncio.create_task(world.consumer.handle(m, world.partition))  # type: ignore[arg-type]
-        for m in blockers
-    ]
-    await asyncio.sleep(0.01)  # three blockers hold the other slots, one waits for a slot
-    try:
-        first_gate.set()  # first is decided; its slot goes to the waiting blocker
-        await eventually(lambda: first.settled, timeout=5, interval=0.001)
-
-        assert first.settled == ["ack"]
-        assert all(m.settled == [] for m in blockers)  # every slot still busy
-    finally:
-        blockers_gate.set()
-        await asyncio.gather(*tasks)
-    assert all(m.settled == ["ack"] for m in blockers)
-    assert world.partition.in_flight == 0

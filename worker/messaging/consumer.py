@@ -206,13 +206,8 @@ class Consumer:
                 f"{parsed.type or 'invalid'} handle", parsed.message_id or ""
             ) as span:
                 decision = await self._attempt(parsed)
-                if isinstance(decision, Ack):
-                    # An ack waits on no server: taking a slot for it would queue a finished
-                    # command behind new ones while the servers are slow, holding its key.
+                async with self._slots:
                     settled = await self._settle(message, parsed, decision)
-                else:  # a copy to a delay queue or the DLQ is work, bounded like the rest
-                    async with self._slots:
-                        settled = await self._settle(message, parsed, decision)
                 span.set_attribute("fca.outcome", outcome_of(decision))
                 self._count_overtaking(parsed, decision, settled)
                 self._observe(parsed, decision, settled, time.perf_counter() - started)
