@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.driver import percentiles
+
 STALL_MS = 20.0
 """A sync at least this long is listed, with when it ended."""
 
@@ -60,15 +62,11 @@ def summarise(syncs: list[tuple[float, float]]) -> dict[str, Any]:
     """The probe's result from its ``(ended at, ms)`` samples."""
     if not syncs:
         return {"syncs": 0}
-    ordered = sorted(ms for _, ms in syncs)
-
-    def rank(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 2)
-
+    spread = percentiles([ms / 1000 for _, ms in syncs])
     return {
-        "syncs": len(ordered),
-        "p50_ms": rank(50),
-        "p99_ms": rank(99),
-        "max_ms": rank(100),
+        "syncs": len(syncs),
+        "p50_ms": spread["p50_ms"],
+        "p99_ms": spread["p99_ms"],
+        "max_ms": spread["max_ms"],
         "stalls": [[round(at, 2), round(ms, 1)] for at, ms in syncs if ms >= STALL_MS],
     }

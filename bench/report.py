@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.diskprobe import STALL_MS
+
 
 def add_ratios(runs: list[dict[str, Any]]) -> None:
     """Give every measured run its throughput as a ratio to a baseline on the same event loop
@@ -126,7 +128,7 @@ def _disk(run: dict[str, Any]) -> str:
         return ""
     return (
         f", disk sync p50/p99/max {disk['p50_ms']}/{disk['p99_ms']}/{disk['max_ms']} ms"
-        f" ({len(disk['stalls'])} >= 20 ms)"
+        f" ({len(disk['stalls'])} >= {STALL_MS:g} ms)"
     )
 
 

@@ -23,6 +23,7 @@ import json
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -138,13 +139,18 @@ def worker_log(log_dir: Path) -> list[dict[str, Any]]:
     """The worker processes' log lines at level warning or above (a soak logs a line per
     command at info: those are not parsed)."""
     found = []
+    for line in _lines(log_dir):
+        if any(level in line for level in _LOUD):
+            with contextlib.suppress(ValueError):
+                found.append(json.loads(line))
+    return found
+
+
+def _lines(log_dir: Path) -> Iterator[str]:
+    """Every line of every worker process's log, process by process."""
     for path in sorted(log_dir.glob("proc-*.log")):
         with path.open(errors="replace") as log:
-            for line in log:
-                if any(level in line for level in _LOUD):
-                    with contextlib.suppress(ValueError):
-                        found.append(json.loads(line))
-    return found
+            yield from log
 
 
 def handled_between(log_dir: Path, since: float, until: float) -> dict[str, Any]:
@@ -156,16 +162,14 @@ def handled_between(log_dir: Path, since: float, until: float) -> dict[str, Any]
     says whether a slow command was slow inside the worker or on its way through the broker.
     """
     seconds = []
-    for path in sorted(log_dir.glob("proc-*.log")):
-        with path.open(errors="replace") as log:
-            for line in log:
-                if '"message.handled"' not in line:
-                    continue
-                with contextlib.suppress(ValueError, KeyError, TypeError):
-                    record = json.loads(line)
-                    at = datetime.fromisoformat(record["timestamp"]).timestamp()
-                    if since <= at <= until:
-                        seconds.append(float(record["duration_ms"]) / 1000)
+    for line in _lines(log_dir):
+        if '"message.handled"' not in line:
+            continue
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            record = json.loads(line)
+            at = datetime.fromisoformat(record["timestamp"]).timestamp()
+            if since <= at <= until:
+                seconds.append(float(record["duration_ms"]) / 1000)
     return {"commands": len(seconds), **percentiles(seconds)}
 
 
